@@ -1,0 +1,1 @@
+"""clientreg: declarative OAuth clients through Dynamic Client Registration."""

@@ -1,0 +1,171 @@
+"""One exception hierarchy, rooted in :class:`ClientregError`.
+
+Every error renders to one line a person can act on. Nothing here ever holds a secret: bodies
+from the AS are truncated and passed through :func:`redact` before they are kept.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_BODY_LIMIT = 300
+
+# Values of these keys are replaced wherever they appear in a body we keep for a message.
+_SECRET_KEYS = ("client_secret", "registration_access_token", "access_token", "refresh_token",
+                "initial_access_token", "id_token", "software_statement", "private_key", "d", "p", "q",
+                "dp", "dq", "qi", "k")
+_SECRET_RE = re.compile(
+    r'("(?:' + "|".join(_SECRET_KEYS) + r')"\s*:\s*)"[^"]*"'
+    r"|((?:" + "|".join(_SECRET_KEYS[:7]) + r")=)[^&\s]+"
+)
+_BEARER_RE = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+
+
+def redact(text: str, limit: int = _BODY_LIMIT) -> str:
+    """Truncate ``text`` and mask anything that looks like a credential."""
+    text = _SECRET_RE.sub(lambda m: (m.group(1) or m.group(2)) + ('"***"' if m.group(1) else "***"), text)
+    text = _BEARER_RE.sub(r"\1***", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class ClientregError(Exception):
+    """Base of every error clientreg raises on purpose."""
+
+    #: CLI exit code for this family of errors.
+    exit_code = 1
+    #: A short CamelCase reason used for conditions and events.
+    reason = "Error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- configuration --------------------------------------------------------------------------
+
+class ConfigurationError(ClientregError):
+    """A document the user wrote is wrong. Names the source, document, field and rule."""
+
+    exit_code = 2
+    reason = "InvalidSpec"
+
+    def __init__(self, message: str, *, source: str | None = None, document: str | None = None,
+                 field: str | None = None, rule: str | None = None) -> None:
+        self.source, self.document, self.field, self.rule = source, document, field, rule
+        where = ": ".join(p for p in (source, document, field) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class PolicyViolation(ConfigurationError):
+    """The spec is valid but a server-side policy of ours (allowedRedirectHosts, SSRF guard) forbids it."""
+
+    reason = "PolicyViolation"
+
+
+class DependencyNotReady(ClientregError):
+    """Something the resource needs is not there yet (IAT Secret, server document). Wait, do not fail."""
+
+    exit_code = 3
+    reason = "Waiting"
+
+
+# --- protocol -------------------------------------------------------------------------------
+
+class ProtocolError(ClientregError):
+    """The AS answered, but not with what the RFCs promise, or with an error."""
+
+    exit_code = 4
+    reason = "ServerError"
+
+    def __init__(self, message: str, *, status: int | None = None, error: str | None = None,
+                 error_description: str | None = None, body: str | None = None,
+                 url: str | None = None) -> None:
+        self.status = status
+        self.error = error
+        self.error_description = error_description
+        self.body = redact(body) if body else None
+        self.url = url
+        parts = [message]
+        if status is not None:
+            parts.append(f"HTTP {status}")
+        if error:
+            parts.append(f"error={error}")
+        if error_description:
+            parts.append(redact(error_description, 200))
+        elif self.body and not error:
+            parts.append(f"body: {self.body}")
+        super().__init__(" | ".join(parts))
+
+
+class DiscoveryError(ProtocolError):
+    """Metadata could not be found, parsed or trusted (RFC 8414 §3.3 issuer mismatch included)."""
+
+    reason = "DiscoveryFailed"
+
+
+class RegistrationError(ProtocolError):
+    """RFC 7591 §3.2.2 error response: invalid_redirect_uri, invalid_client_metadata, …"""
+
+    reason = "RegistrationRejected"
+
+
+class ClientGone(ProtocolError):
+    """RFC 7592 §2.1: the client no longer exists (404, or 401 invalid_token on some servers)."""
+
+    reason = "ClientGoneAtServer"
+
+
+class CredentialsRejected(ProtocolError):
+    """RFC 7592 §2: 401 invalid_token — the registration access token is not accepted."""
+
+    reason = "CredentialsRejected"
+
+
+class NotPermitted(ProtocolError):
+    """RFC 7592 §2: 403 — the AS does not allow this operation for this client."""
+
+    reason = "NotPermitted"
+
+
+class OperationUnsupported(ProtocolError):
+    """The AS does not implement this RFC 7592 operation (405, or no registration_client_uri)."""
+
+    reason = "Unsupported"
+
+
+class TransportError(ClientregError):
+    """The AS could not be reached: connect error, TLS failure, timeout, retries exhausted."""
+
+    exit_code = 5
+    reason = "ServerUnreachable"
+
+    def __init__(self, message: str, *, url: str | None = None, retry_after: float | None = None) -> None:
+        self.url = url
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class RateLimited(TransportError):
+    """429 after all retries; ``retry_after`` says when the AS wants to hear from us again."""
+
+    reason = "RateLimited"
+
+
+class StateError(ClientregError):
+    """The local state (or the operator's records) is unreadable or was changed underneath us."""
+
+    exit_code = 6
+    reason = "StateError"
+
+
+def describe(exc: BaseException) -> dict[str, Any]:
+    """A dict for JSON output and status messages: never includes secrets."""
+    out: dict[str, Any] = {"reason": getattr(exc, "reason", type(exc).__name__), "message": str(exc)}
+    if isinstance(exc, ProtocolError):
+        out.update({k: v for k, v in (("status", exc.status), ("error", exc.error)) if v is not None})
+    return out

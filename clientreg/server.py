@@ -1,0 +1,92 @@
+"""One authorization server as the engine sees it: endpoints (discovered lazily, once) and credentials.
+
+Discovery happens only when something needs an endpoint that is not already in a record, so a no-op
+apply of N clients costs N RFC 7592 reads and nothing else.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from .discovery import Discovery, discover, registration_endpoint_of
+from .errors import PolicyViolation
+from .http import HttpClient, HttpSettings
+from .spec import AuthorizationServerSpec
+
+
+class ServerConnection:
+    """Endpoints and credentials of one AS, shared by every client registered there in one run."""
+
+    def __init__(self, spec: AuthorizationServerSpec, http: HttpClient, *, name: str = "",
+                 initial_access_token: SecretStr | None = None, software_statement: str | None = None) -> None:
+        self.spec = spec
+        self.http = http
+        self.name = name
+        self.initial_access_token = initial_access_token
+        self.software_statement = software_statement
+        self._discovery: Discovery | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ServerConnection({self.name or self.spec.issuer or self.spec.registration_endpoint})"
+
+    @classmethod
+    def for_spec(cls, spec: AuthorizationServerSpec, *, name: str = "",
+                 initial_access_token: SecretStr | None = None, software_statement: str | None = None,
+                 http: HttpClient | None = None) -> ServerConnection:
+        settings = HttpSettings(timeout=spec.timeout_seconds, ca_bundle=spec.ca_bundle,
+                                requests_per_second=spec.requests_per_second)
+        return cls(spec, http or HttpClient(settings), name=name, initial_access_token=initial_access_token,
+                   software_statement=software_statement)
+
+    def discovery(self) -> Discovery | None:
+        if self.spec.issuer is None:
+            return None
+        with self._lock:
+            if self._discovery is None:
+                self._discovery = discover(self.http, self.spec.issuer)
+            return self._discovery
+
+    @property
+    def issuer(self) -> str | None:
+        d = self.discovery()
+        return d.server.issuer if d else self.spec.issuer
+
+    @property
+    def registration_endpoint(self) -> str:
+        if self.spec.registration_endpoint:
+            return self.spec.registration_endpoint
+        d = self.discovery()
+        assert d is not None  # the spec guarantees issuer or registrationEndpoint
+        return registration_endpoint_of(d)
+
+    @property
+    def token_endpoint(self) -> str | None:
+        if self.spec.token_endpoint:
+            return self.spec.token_endpoint
+        d = self.discovery()
+        return d.server.token_endpoint if d else None
+
+    @property
+    def supports_cimd(self) -> bool:
+        d = self.discovery()
+        return bool(d and d.server.client_id_metadata_document_supported)
+
+    def check_policy(self, metadata: Mapping[str, Any]) -> None:
+        """allowedRedirectHosts, enforced before any request leaves."""
+        for field in ("redirect_uris", "post_logout_redirect_uris"):
+            for uri in metadata.get(field) or []:
+                host = urlsplit(str(uri)).hostname
+                if host and not self.spec.redirect_host_allowed(host):
+                    raise PolicyViolation(
+                        f"redirect URI {uri!r} is not allowed by the server's allowedRedirectHosts "
+                        f"{self.spec.allowed_redirect_hosts}", document=self.name or None,
+                        field="spec.redirectUris", rule="allowedRedirectHosts")
+
+    def close(self) -> None:
+        self.http.close()

@@ -1,0 +1,516 @@
+"""The documents users write: ``AuthorizationServer``, ``ClusterAuthorizationServer``, ``OAuthClient``.
+
+The same models back the CLI's YAML, the CRDs (their OpenAPI schema is generated from here) and,
+in snake_case, the Pulumi resource arguments. Registration metadata are flat camelCase fields with
+a 1:1 mapping to RFC 7591 / OpenID Connect Registration wire names (:data:`WIRE_NAMES`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from .durations import parse_duration
+from .errors import ConfigurationError
+
+API_VERSION = "clientreg.dev/v1alpha1"
+GROUP = "clientreg.dev"
+VERSION = "v1alpha1"
+
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")  # RFC 6749 §3.3 scope-token
+
+
+class _Model(BaseModel):
+    # camelCase on the wire of the YAML/CRD, snake_case in Python (and in Pulumi): both accepted.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              frozen=True)
+
+
+# --- small validators ----------------------------------------------------------------------------
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_web_url(value: str, *, allow_loopback_http: bool = True) -> str:
+    parts = urlsplit(value)
+    if not parts.scheme or not parts.netloc:
+        raise ValueError(f"{value!r} must be an absolute URL (scheme and host)")
+    if parts.scheme == "http" and allow_loopback_http and is_loopback_host(parts.hostname):
+        return value
+    if parts.scheme != "https":
+        raise ValueError(f"{value!r} must use https (plain http is allowed only for loopback hosts)")
+    if parts.username or parts.password:
+        raise ValueError(f"{value!r} must not carry user:password@")
+    return value
+
+
+def _check_redirect_uri(value: str) -> str:
+    """RFC 6749 §3.1.2 and RFC 8252 §7: absolute, no fragment; https, loopback http, or private-use scheme."""
+    parts = urlsplit(value)
+    if not parts.scheme:
+        raise ValueError(f"{value!r} must be an absolute URI (RFC 6749 §3.1.2)")
+    if "#" in value:
+        raise ValueError(f"{value!r} must not include a fragment (RFC 6749 §3.1.2)")
+    if parts.scheme == "https":
+        if not parts.netloc:
+            raise ValueError(f"{value!r} has no host")
+        return value
+    if parts.scheme == "http":
+        if is_loopback_host(parts.hostname):
+            return value
+        raise ValueError(f"{value!r}: plain http is allowed only for loopback redirects "
+                         "(127.0.0.1, [::1], localhost; RFC 8252 §7.3): use https")
+    # RFC 8252 §7.1: private-use schemes are reverse domain names, e.g. com.example.app:/cb
+    if "." not in parts.scheme:
+        raise ValueError(f"{value!r}: a private-use URI scheme must be a reverse domain name such as "
+                         "com.example.app (RFC 8252 §7.1)")
+    return value
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+WebUrl = Annotated[str, AfterValidator(_check_web_url)]
+RedirectUri = Annotated[str, AfterValidator(_check_redirect_uri)]
+Duration = Annotated[str, AfterValidator(_check_duration)]
+
+GrantType = Literal["authorization_code", "implicit", "password", "client_credentials", "refresh_token",
+                    "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                    "urn:ietf:params:oauth:grant-type:saml2-bearer",
+                    "urn:ietf:params:oauth:grant-type:device_code",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                    "urn:openid:params:grant-type:ciba"]
+TokenEndpointAuthMethod = Literal["none", "client_secret_basic", "client_secret_post", "client_secret_jwt",
+                                  "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"]
+SHARED_SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post", "client_secret_jwt"})
+
+
+# --- shared pieces ---------------------------------------------------------------------------------
+
+class SecretKeySelector(_Model):
+    """A key of a Secret in the same namespace as the referring resource (ClusterAuthorizationServer: the
+    cluster resource namespace)."""
+
+    name: str = Field(description="Name of the Secret.")
+    key: str = Field(description="Key within the Secret's data.")
+
+
+class SecretRef(_Model):
+    secret_key_ref: SecretKeySelector
+
+
+class ObjectMeta(BaseModel):
+    """The part of Kubernetes metadata clientreg reads. Other fields (uid, resourceVersion…) are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    name: str
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if len(v) > 253 or not _DNS1123_SUBDOMAIN.match(v):
+            raise ValueError(f"{v!r} must be a lowercase DNS-1123 subdomain (a-z, 0-9, '-', '.')")
+        return v
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, v: str | None) -> str | None:
+        if v is not None and (len(v) > 63 or not _DNS1123_LABEL.match(v)):
+            raise ValueError(f"{v!r} must be a lowercase DNS-1123 label")
+        return v
+
+
+# --- AuthorizationServer -----------------------------------------------------------------------------
+
+class AuthorizationServerSpec(_Model):
+    """How to reach one authorization server and with which credentials to register there."""
+
+    issuer: WebUrl | None = Field(None, description="Issuer identifier; metadata is discovered from it "
+                                  "(RFC 8414, OpenID Connect Discovery, or RFC 9728 for an MCP resource URL).")
+    registration_endpoint: WebUrl | None = Field(
+        None, description="RFC 7591 registration endpoint, when the AS publishes no metadata or to override it.")
+    token_endpoint: WebUrl | None = Field(
+        None, description="Token endpoint, when it cannot be discovered (published to workloads).")
+    initial_access_token: SecretRef | None = Field(
+        None, description="RFC 7591 §3 initial access token, sent as a Bearer token on registration.")
+    software_statement: SecretRef | None = Field(
+        None, description="RFC 7591 §2.3 software statement (a signed JWT) sent with every registration.")
+    ca_bundle: str | None = Field(None, description="PEM bundle to trust for this server instead of the "
+                                  "system store.")
+    allowed_redirect_hosts: list[str] = Field(
+        default_factory=list, description="When set, every redirect URI host must match one of these patterns "
+        "('*.example.com' matches one or more labels). Enforced before any request.")
+    requests_per_second: float | None = Field(None, gt=0, description="Client-side rate limit towards this AS.")
+    max_concurrency: int | None = Field(None, ge=1, description="Most requests in flight towards this AS.")
+    timeout_seconds: float = Field(10.0, gt=0, le=300, description="Per-request timeout.")
+
+    @model_validator(mode="after")
+    def _issuer_or_endpoint(self) -> AuthorizationServerSpec:
+        if not self.issuer and not self.registration_endpoint:
+            raise ValueError("set issuer (discovered) or registrationEndpoint (given directly)")
+        return self
+
+    @field_validator("allowed_redirect_hosts")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            bare = pattern[2:] if pattern.startswith("*.") else pattern
+            if not bare or "*" in bare or "/" in bare:
+                raise ValueError(f"{pattern!r} must be a host name, optionally starting with '*.'")
+        return v
+
+    def redirect_host_allowed(self, host: str) -> bool:
+        if not self.allowed_redirect_hosts:
+            return True
+        host = host.lower().rstrip(".")
+        for pattern in self.allowed_redirect_hosts:
+            p = pattern.lower()
+            if p.startswith("*.") and host.endswith(p[1:]) and len(host) > len(p) - 1:
+                return True
+            if host == p:
+                return True
+        return False
+
+
+class AuthorizationServer(_Model):
+    api_version: Literal["clientreg.dev/v1alpha1"] = "clientreg.dev/v1alpha1"
+    kind: Literal["AuthorizationServer"] = "AuthorizationServer"
+    metadata: ObjectMeta
+    spec: AuthorizationServerSpec
+
+
+class ClusterAuthorizationServer(_Model):
+    api_version: Literal["clientreg.dev/v1alpha1"] = "clientreg.dev/v1alpha1"
+    kind: Literal["ClusterAuthorizationServer"] = "ClusterAuthorizationServer"
+    metadata: ObjectMeta
+    spec: AuthorizationServerSpec
+
+
+# --- OAuthClient ---------------------------------------------------------------------------------------
+
+class ServerRef(_Model):
+    kind: Literal["AuthorizationServer", "ClusterAuthorizationServer"] = "AuthorizationServer"
+    name: str
+
+
+class Rotation(_Model):
+    """When to replace the client's credentials. Rotation registers a new client, publishes it, and
+    deletes the old one after ``gracePeriod`` (no server rotates secrets through RFC 7592)."""
+
+    rotate_before: Duration | None = Field(
+        None, description="Rotate this long before client_secret_expires_at. Default: when two thirds of the "
+        "secret's lifetime have passed.")
+    period: Duration | None = Field(None, description="Rotate this long after the last registration, "
+                                    "whether or not the secret expires.")
+    grace_period: Duration = Field("10m", description="How long the old client keeps working after rotation.")
+
+    def grace(self) -> timedelta:
+        return parse_duration(self.grace_period)
+
+
+class SecretTemplate(_Model):
+    """Shape of the Secret workloads read (operator, and the Pulumi provider's Kubernetes option)."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    client_id_key: str = "client_id"
+    client_secret_key: str = "client_secret"
+    issuer_key: str | None = "issuer"
+    token_endpoint_key: str | None = "token_endpoint"
+    extra_data: dict[str, str] = Field(
+        default_factory=dict, description="More keys; values may use {clientId}, {clientSecret}, {issuer}, "
+        "{tokenEndpoint}.")
+
+
+#: camelCase spec field → RFC 7591 / OIDC Registration wire name. The only place that mapping lives.
+WIRE_NAMES: dict[str, str] = {
+    "clientName": "client_name",
+    "redirectUris": "redirect_uris",
+    "grantTypes": "grant_types",
+    "responseTypes": "response_types",
+    "scope": "scope",
+    "tokenEndpointAuthMethod": "token_endpoint_auth_method",
+    "contacts": "contacts",
+    "clientUri": "client_uri",
+    "logoUri": "logo_uri",
+    "tosUri": "tos_uri",
+    "policyUri": "policy_uri",
+    "jwksUri": "jwks_uri",
+    "jwks": "jwks",
+    "softwareId": "software_id",
+    "softwareVersion": "software_version",
+    "postLogoutRedirectUris": "post_logout_redirect_uris",
+    "applicationType": "application_type",
+    "subjectType": "subject_type",
+    "idTokenSignedResponseAlg": "id_token_signed_response_alg",
+    "tokenEndpointAuthSigningAlg": "token_endpoint_auth_signing_alg",
+    "defaultMaxAge": "default_max_age",
+    "requireAuthTime": "require_auth_time",
+    "initiateLoginUri": "initiate_login_uri",
+    "sectorIdentifierUri": "sector_identifier_uri",
+}
+
+#: Wire fields whose value is a set on the wire (order carries no meaning).
+SET_VALUED = frozenset({"grant_types", "response_types", "redirect_uris", "contacts",
+                        "post_logout_redirect_uris"})
+
+
+class OAuthClientSpec(_Model):
+    server_ref: ServerRef = Field(description="The AuthorizationServer (same namespace) or "
+                                  "ClusterAuthorizationServer to register at.")
+    registration: Literal["dcr", "cimd"] = Field(
+        "dcr", description="dcr: RFC 7591 registration. cimd: a Client ID Metadata Document published at "
+        "clientIdUrl.")
+    client_id_url: WebUrl | None = Field(None, description="CIMD only: the https URL that is the client_id.")
+
+    client_name: str | None = None
+    redirect_uris: list[RedirectUri] | None = None
+    grant_types: list[GrantType] | None = None
+    response_types: list[str] | None = None
+    scope: str | None = None
+    token_endpoint_auth_method: TokenEndpointAuthMethod | None = None
+    contacts: list[str] | None = None
+    client_uri: WebUrl | None = None
+    logo_uri: WebUrl | None = None
+    tos_uri: WebUrl | None = None
+    policy_uri: WebUrl | None = None
+    jwks_uri: WebUrl | None = None
+    jwks: dict[str, Any] | None = None
+    software_id: str | None = None
+    software_version: str | None = None
+    post_logout_redirect_uris: list[RedirectUri] | None = None
+    application_type: Literal["web", "native"] | None = None
+    subject_type: Literal["public", "pairwise"] | None = None
+    id_token_signed_response_alg: str | None = None
+    token_endpoint_auth_signing_alg: str | None = None
+    default_max_age: int | None = Field(None, ge=0)
+    require_auth_time: bool | None = None
+    initiate_login_uri: WebUrl | None = None
+    sector_identifier_uri: WebUrl | None = None
+    additional_metadata: dict[str, Any] = Field(
+        default_factory=dict, description="More registration metadata, by wire name (client_name#ja, …).")
+
+    secret_name: str | None = Field(None, description="Secret receiving the credentials. Default: "
+                                    "<name>-oauth.")
+    secret_template: SecretTemplate | None = None
+    rotation: Rotation | None = None
+    deletion_policy: Literal["Delete", "Orphan"] = Field(
+        "Delete", description="Delete: the client is deleted at the AS with the resource. Orphan: it is kept.")
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        words = v.split(" ")
+        bad = [w for w in words if not _SCOPE_TOKEN.match(w)]
+        if bad:
+            raise ValueError(f"scope is space-separated scope tokens (RFC 6749 §3.3); bad: {bad!r}")
+        return v
+
+    @field_validator("additional_metadata")
+    @classmethod
+    def _additional(cls, v: dict[str, Any]) -> dict[str, Any]:
+        managed = {"client_id", "client_secret", "registration_access_token", "registration_client_uri",
+                   "client_id_issued_at", "client_secret_expires_at"}
+        clash = sorted(set(v) & (set(WIRE_NAMES.values()) | managed))
+        if clash:
+            raise ValueError(f"{clash} must not be set here: use the typed fields "
+                             f"({', '.join(_camel_for(w) for w in clash)}) or leave server-issued values alone")
+        return v
+
+    @model_validator(mode="after")
+    def _consistency(self) -> OAuthClientSpec:
+        grants = set(self.grant_types or ["authorization_code"])
+        responses = set(self.response_types or (["code"] if "authorization_code" in grants else []))
+        # OpenID Connect Registration §2: response types and grant types must agree.
+        if any("code" in r.split() for r in responses) and "authorization_code" not in grants:
+            raise ValueError("responseTypes includes 'code', so grantTypes must include authorization_code "
+                             "(OpenID Connect Registration §2)")
+        if any({"token", "id_token"} & set(r.split()) for r in responses) and "implicit" not in grants:
+            raise ValueError("responseTypes includes 'token' or 'id_token', so grantTypes must include implicit")
+        if "authorization_code" in grants and self.response_types is not None and \
+                not any("code" in r.split() for r in responses):
+            raise ValueError("grantTypes includes authorization_code, so responseTypes must include 'code'")
+        if grants & {"authorization_code", "implicit"} and not self.redirect_uris \
+                and self.registration == "dcr":
+            raise ValueError("redirectUris is required for the authorization_code and implicit grants "
+                             "(RFC 7591 §2); for machine-to-machine clients set grantTypes: [client_credentials]")
+        if self.jwks is not None and self.jwks_uri is not None:
+            raise ValueError("jwks and jwksUri must not both be set (RFC 7591 §2)")
+        if self.registration == "cimd":
+            if not self.client_id_url:
+                raise ValueError("registration: cimd needs clientIdUrl")
+            _check_cimd_url(self.client_id_url)
+            if self.token_endpoint_auth_method in SHARED_SECRET_METHODS:
+                raise ValueError("a Client ID Metadata Document client cannot use a shared secret: use "
+                                 "tokenEndpointAuthMethod none or private_key_jwt")
+        elif self.client_id_url:
+            raise ValueError("clientIdUrl is only for registration: cimd")
+        return self
+
+    def wire_metadata(self) -> dict[str, Any]:
+        """The RFC 7591 metadata this spec declares: only fields the user set, by wire name."""
+        out: dict[str, Any] = {}
+        dumped = self.model_dump(by_alias=True, exclude_none=True)
+        for camel, wire in WIRE_NAMES.items():
+            if camel in dumped:
+                out[wire] = dumped[camel]
+        out.update(self.additional_metadata)
+        return out
+
+    def spec_hash(self) -> str:
+        """Identifies what was last applied: the declared metadata and the registration kind."""
+        canonical = json.dumps({"m": self.wire_metadata(), "r": self.registration, "u": self.client_id_url},
+                               sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _camel_for(wire: str) -> str:
+    return next((c for c, w in WIRE_NAMES.items() if w == wire), wire)
+
+
+def _check_cimd_url(url: str) -> None:
+    """draft-ietf-oauth-client-id-metadata-document §3: https, a path, no fragment, no dot segments."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not is_loopback_host(parts.hostname):
+        raise ValueError(f"clientIdUrl {url!r} must use https (CIMD §3)")
+    if parts.path in ("", "/"):
+        raise ValueError(f"clientIdUrl {url!r} must contain a path component (CIMD §3)")
+    if parts.fragment or "#" in url:
+        raise ValueError(f"clientIdUrl {url!r} must not contain a fragment (CIMD §3)")
+    if any(seg in (".", "..") for seg in parts.path.split("/")):
+        raise ValueError(f"clientIdUrl {url!r} must not contain dot segments (CIMD §3)")
+    if parts.username or parts.password:
+        raise ValueError(f"clientIdUrl {url!r} must not contain a username or password (CIMD §3)")
+
+
+class OAuthClient(_Model):
+    api_version: Literal["clientreg.dev/v1alpha1"] = "clientreg.dev/v1alpha1"
+    kind: Literal["OAuthClient"] = "OAuthClient"
+    metadata: ObjectMeta
+    spec: OAuthClientSpec
+
+    @property
+    def secret_name(self) -> str:
+        return self.spec.secret_name or f"{self.metadata.name}-oauth"
+
+
+Document = AuthorizationServer | ClusterAuthorizationServer | OAuthClient
+KINDS: dict[str, type[AuthorizationServer] | type[ClusterAuthorizationServer] | type[OAuthClient]] = {
+    "AuthorizationServer": AuthorizationServer,
+    "ClusterAuthorizationServer": ClusterAuthorizationServer,
+    "OAuthClient": OAuthClient,
+}
+
+
+def validation_message(exc: ValidationError) -> tuple[str, str]:
+    """(field path, rule) of the first error, with camelCase field names as the user wrote them."""
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown field (check the spelling; registration metadata without a typed field goes in " \
+              "spec.additionalMetadata by wire name)"
+    elif first["type"] == "missing":
+        msg = "required field is missing"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    more = len(exc.errors()) - 1
+    if more:
+        msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return loc or "(document)", msg
+
+
+def parse_document(data: Any, *, source: str | None = None) -> Document:
+    """Validate one decoded document, raising ConfigurationError that names the field and the rule."""
+    if not isinstance(data, dict):
+        raise ConfigurationError("a document must be a mapping with apiVersion, kind, metadata and spec",
+                                 source=source)
+    kind = data.get("kind")
+    name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
+    label = f"{kind}/{name}" if name else str(kind)
+    if kind not in KINDS:
+        raise ConfigurationError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)} (or v1 Secret)",
+                                 source=source, document=label, field="kind")
+    if data.get("apiVersion") != API_VERSION:
+        raise ConfigurationError(f"apiVersion must be {API_VERSION}, got {data.get('apiVersion')!r}",
+                                 source=source, document=label, field="apiVersion")
+    try:
+        return KINDS[kind].model_validate(data)
+    except ValidationError as exc:
+        field, rule = validation_message(exc)
+        raise ConfigurationError(rule, source=source, document=label, field=field, rule=rule) from None
+
+
+def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A structural OpenAPI v3 schema (as CRDs need: no $ref, no anyOf-null) for ``model``."""
+    schema = model.model_json_schema(by_alias=True, mode="validation")
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                target = resolve(defs[node["$ref"].split("/")[-1]])
+                extra = {k: v for k, v in node.items() if k != "$ref"}
+                return {**target, **resolve(extra)}
+            if "anyOf" in node:
+                options = [o for o in node["anyOf"] if o.get("type") != "null"]
+                rest = {k: resolve(v) for k, v in node.items() if k != "anyOf"}
+                if len(options) == 1:
+                    merged = {**resolve(options[0]), **rest}
+                    merged.pop("default", None) if rest.get("default") is None else None
+                    return merged
+                return {**rest, "x-kubernetes-preserve-unknown-fields": True}
+            out: dict[str, Any] = {}
+            for k, v in node.items():
+                if k in ("title",) or (k == "default" and v is None):
+                    continue
+                if k == "const":
+                    out["enum"] = [v]
+                    continue
+                out[k] = resolve(v)
+            if out.get("type") == "object" and "properties" not in out and "additionalProperties" in out \
+                    and out["additionalProperties"] is True:
+                out.pop("additionalProperties")
+                out["x-kubernetes-preserve-unknown-fields"] = True
+            if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
+                out["x-kubernetes-preserve-unknown-fields"] = True
+            return out
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved

@@ -1,0 +1,63 @@
+"""Token requests with issued credentials: proof that a registration really works (RFC 6749 §4.4)."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import SecretStr
+
+from .errors import ConfigurationError, ProtocolError
+from .http import HttpClient
+from .record import RegistrationRecord
+
+
+@dataclass(frozen=True)
+class TokenResult:
+    access_token: SecretStr
+    token_type: str
+    expires_in: int | None
+    scope: str | None
+
+
+def client_credentials_token(http: HttpClient, record: RegistrationRecord, *, scope: str | None = None,
+                             token_endpoint: str | None = None) -> TokenResult:
+    endpoint = token_endpoint or record.token_endpoint
+    if not endpoint:
+        raise ConfigurationError(f"no token endpoint known for client {record.client_id}: set "
+                                 "spec.tokenEndpoint on its AuthorizationServer")
+    if record.client_secret is None:
+        raise ConfigurationError(f"client {record.client_id} has no client secret; a client_credentials "
+                                 "request needs one")
+    method = record.server_metadata.get("token_endpoint_auth_method", "client_secret_basic")
+    form = {"grant_type": "client_credentials"}
+    if scope:
+        form["scope"] = scope
+    headers: dict[str, str] = {}
+    secret = record.client_secret.get_secret_value()
+    if method == "client_secret_post":
+        form.update(client_id=record.client_id, client_secret=secret)
+    else:
+        # RFC 6749 §2.3.1: form-urlencode both parts before base64.
+        pair = f"{quote(record.client_id, safe='')}:{quote(secret, safe='')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    response = http.request("POST", endpoint, form=form, headers=headers, retry=False)
+    body: Any
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
+        error = body.get("error") if isinstance(body, dict) else None
+        desc = body.get("error_description") if isinstance(body, dict) else None
+        raise ProtocolError(f"token request for client {record.client_id} failed", status=response.status_code,
+                            error=str(error) if error else None, error_description=str(desc) if desc else None,
+                            body=response.text, url=endpoint)
+    expires = body.get("expires_in")
+    return TokenResult(access_token=SecretStr(str(body["access_token"])),
+                       token_type=str(body.get("token_type", "")),
+                       expires_in=int(expires) if isinstance(expires, int | float | str) and
+                       str(expires).isdigit() else None,
+                       scope=body.get("scope") if isinstance(body.get("scope"), str) else None)
