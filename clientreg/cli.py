@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -121,6 +120,10 @@ def _status(outcome: Outcome, desired: Desired) -> dict[str, Any]:
     }
 
 
+def _without_time(status: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if k != "updatedAt"}
+
+
 class Runner:
     """One apply (or plan) over a document set, sharing server connections and the state lock."""
 
@@ -178,8 +181,11 @@ class Runner:
             if request and outcome.record.rotation_request == request:
                 entry.requests.pop("rotation", None)
             entry.record = outcome.record
-            entry.status = _status(outcome, desired)
-            self.store.write(entry)
+            status = _status(outcome, desired)
+            # A no-op apply writes nothing locally either: the status only moves when something happened.
+            if _without_time(status) != _without_time(entry.status) or request:
+                entry.status = status
+                self.store.write(entry)
         return Result(ns, name, outcome.ready, str(outcome.reason), outcome.message,
                       outcome.record.client_id if outcome.record else None,
                       outcome.record.client_secret_expires_at if outcome.record else None)
@@ -579,14 +585,6 @@ def dev_server(host: str, port: int, db: Path | None, initial_access_token: str 
                             rotate_registration_access_token=not no_rat_rotation,
                             secret_lifetime=secret_lifetime,
                             allowed_scopes=allowed_scopes.split() if allowed_scopes else None))
-
-
-def run() -> None:  # pragma: no cover - console entry when invoked as a module
-    started = time.monotonic()
-    try:
-        main()
-    finally:
-        log.debug("done in %.2fs", time.monotonic() - started)
 
 
 __all__ = ["describe", "main"]

@@ -34,7 +34,7 @@ from .errors import (
 from .record import RegistrationRecord, RetiringClient
 from .rfc7591 import ClientInformation
 from .server import ServerConnection
-from .spec import OAuthClient, Rotation
+from .spec import OAuthClient, Rotation, request_metadata
 
 log = logging.getLogger("clientreg.engine")
 
@@ -372,7 +372,7 @@ def _register(action: Action, desired: Desired, previous: RegistrationRecord | N
         return _publish_cimd(desired, previous, server, save, now)
     server.check_policy(desired.metadata)
     endpoint = server.registration_endpoint
-    info = rfc7591.register(server.http, endpoint, desired.metadata,
+    info = rfc7591.register(server.http, endpoint, request_metadata(desired.metadata),
                             initial_access_token=server.initial_access_token,
                             software_statement=server.software_statement)
     record = RegistrationRecord(
@@ -451,7 +451,7 @@ def _update(desired: Desired, record: RegistrationRecord, observed: Observation,
     body = {k: v for k, v in current.metadata.items() if k not in rfc7592.FIELDS_NOT_SENT_ON_UPDATE}
     for gone in set(record.declared_fields) - set(desired.metadata):
         body.pop(gone, None)
-    body.update(desired.metadata)
+    body.update(request_metadata(desired.metadata))
     assert record.registration_access_token is not None and record.registration_client_uri is not None
     info = rfc7592.update(server.http, record.registration_client_uri, record.registration_access_token,
                           record.client_id, body)

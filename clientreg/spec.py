@@ -397,6 +397,24 @@ class OAuthClientSpec(_Model):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+REDIRECT_GRANTS = frozenset({"authorization_code", "implicit"})
+
+
+def request_metadata(declared: dict[str, Any]) -> dict[str, Any]:
+    """What is sent: the declared metadata plus what it implies on the wire.
+
+    RFC 7591 §2 defaults response_types to ["code"], so a client declaring only non-redirect grants
+    (client_credentials, …) must say ``response_types: []`` explicitly or servers such as oidc-provider
+    demand redirect_uris. Implied values are sent but never compared for drift: only what the user
+    declared is.
+    """
+    out = dict(declared)
+    grants = declared.get("grant_types")
+    if grants is not None and not REDIRECT_GRANTS & set(grants):
+        out.setdefault("response_types", [])
+    return out
+
+
 def _camel_for(wire: str) -> str:
     return next((c for c, w in WIRE_NAMES.items() if w == wire), wire)
 
@@ -460,7 +478,7 @@ def parse_document(data: Any, *, source: str | None = None) -> Document:
                                  source=source)
     kind = data.get("kind")
     name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
-    label = f"{kind}/{name}" if name else str(kind)
+    label = f"{kind}/{name}" if name else (str(kind) if kind else None)
     if kind not in KINDS:
         raise ConfigurationError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)} (or v1 Secret)",
                                  source=source, document=label, field="kind")

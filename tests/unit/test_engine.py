@@ -99,7 +99,7 @@ def test_spec_change_updates_and_keeps_rotated_rat() -> None:
     assert h.stored is not None
     old_rat = h.stored.registration_access_token
     fake.calls.clear()
-    the_plan, outcome = h.run(make_client(clientName="Billing v2"))
+    the_plan, _ = h.run(make_client(clientName="Billing v2"))
     assert the_plan.reason is Reason.SPEC_CHANGED and the_plan.actions[0].kind is ActionKind.UPDATE
     assert fake.calls["PUT /register/<id>"] == 1
     assert h.stored.registration_access_token != old_rat

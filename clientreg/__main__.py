@@ -1,0 +1,5 @@
+"""``python -m clientreg`` is the ``clientreg`` command."""
+
+from .cli import main
+
+main()

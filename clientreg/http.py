@@ -1,0 +1,683 @@
+"""The one way clientreg talks HTTP: URL policy, TLS, retries, rate limits and bounded bodies.
+
+Every request to an authorization server goes through :class:`HttpClient`, so the rules live
+in one place: a URL is checked before any connection is opened, redirects are never followed,
+bodies are capped, and secrets travel only in the ``Authorization`` header.
+
+The helpers at the bottom read what servers send back when things go wrong (OAuth error
+bodies, ``WWW-Authenticate`` challenges, HTML pages) without trusting any of it, and never let
+a credential reach a message.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import ipaddress
+import json as _json
+import logging
+import random
+import re
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlencode
+
+import httpx
+from pydantic import SecretStr
+
+from .errors import (
+    ConfigurationError,
+    PolicyViolation,
+    ProtocolError,
+    RateLimited,
+    TransportError,
+    redact,
+)
+
+__all__ = [
+    "USER_AGENT",
+    "Challenge",
+    "HttpClient",
+    "HttpSettings",
+    "OAuthError",
+    "body_excerpt",
+    "check_url",
+    "is_loopback_host",
+    "parse_challenges",
+    "parse_json",
+    "parse_retry_after",
+    "read_oauth_error",
+    "scrub",
+    "show_url",
+]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT: Final = "clientreg/0.1"
+
+# RFC 9110 §9.2.2: repeating these has the same effect as sending them once, so a retry after
+# a lost answer is safe. POST (RFC 7591 registration) is not: see HttpClient.request.
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_RETRY_STATUSES: Final = frozenset({500, 502, 503, 504})
+
+# Keys whose values are credentials wherever they appear in a body we quote.
+_SECRET_KEYS: Final = frozenset({"client_secret", "registration_access_token", "access_token",
+                                 "refresh_token", "initial_access_token", "id_token", "password",
+                                 "private_key"})
+# Shorter values are not worth masking and would mangle ordinary words in a message.
+_MIN_SCRUB_LEN: Final = 4
+
+
+class _NotJSON:
+    """Marker for a body that is not JSON (a distinct type so that ``null`` stays ``None``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_JSON"
+
+
+NOT_JSON: Final = _NotJSON()
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """How patient, how fast and how trusting one :class:`HttpClient` is."""
+
+    timeout: float = 10.0
+    connect_timeout: float = 5.0
+    retries: int = 3
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_retry_after: float = 120.0
+    # PEM text, not a path: it comes from AuthorizationServer.spec.caBundle. Not in repr: long.
+    ca_bundle: str | None = field(default=None, repr=False)
+    requests_per_second: float | None = None
+    allow_insecure_loopback: bool = True
+    max_body_bytes: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "connect_timeout", "backoff_base", "backoff_max", "max_retry_after"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"must not be negative, got {getattr(self, name)}", field=name)
+        if self.retries < 0:
+            raise ConfigurationError(f"must not be negative, got {self.retries}", field="retries")
+        if self.requests_per_second is not None and self.requests_per_second <= 0:
+            raise ConfigurationError(f"must be positive, got {self.requests_per_second}",
+                                     field="requestsPerSecond")
+        if self.max_body_bytes <= 0:
+            raise ConfigurationError(f"must be positive, got {self.max_body_bytes}", field="max_body_bytes")
+
+
+# --- URL policy -----------------------------------------------------------------------------
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1: the only hosts where plain http is tolerated."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def show_url(url: str) -> str:
+    """A URL fit for a message: bounded, and with credential-looking query values masked."""
+    return redact(url, 200)
+
+
+def check_url(url: str, *, allow_insecure_loopback: bool = True) -> httpx.URL:
+    """Refuse a URL before anything is sent to it.
+
+    https is required (RFC 7591 §3, RFC 7592 §2, RFC 8414 §3 all demand TLS because bearer
+    tokens and client secrets travel on these requests); plain http is accepted for loopback
+    hosts only, and only when ``allow_insecure_loopback`` is set, so local development servers
+    work. Userinfo is refused (RFC 9110 §4.2.4 forbids it in http(s) URIs and it would put a
+    password in logs); a fragment is refused because it means the URL was pasted from a browser
+    and is not what the AS published.
+    """
+    shown = show_url(url)
+    if not isinstance(url, str) or not url:
+        raise ConfigurationError(f"'{shown}' is not a URL", rule="url")
+    if any(c.isspace() or ord(c) < 0x20 for c in url):
+        raise ConfigurationError(f"'{shown}' contains whitespace or control characters", rule="url")
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise ConfigurationError(f"'{shown}' is not a valid URL", rule="url") from None
+    if parsed.userinfo:
+        # Do not echo the URL: the userinfo is the very thing that must not be shown.
+        raise ConfigurationError(
+            f"'{parsed.scheme}://…@{parsed.host}…' carries userinfo (user:password@): RFC 9110 §4.2.4 "
+            "forbids it in http(s) URIs; pass credentials as tokens instead", rule="no-userinfo")
+    if parsed.fragment or "#" in url:
+        raise ConfigurationError(f"'{shown}' has a fragment (#…): an endpoint URL never has one",
+                                 rule="no-fragment")
+    if not parsed.host:
+        raise ConfigurationError(f"'{shown}' has no host", rule="url")
+    if parsed.scheme == "https":
+        return parsed
+    if parsed.scheme == "http":
+        if is_loopback_host(parsed.host):
+            if allow_insecure_loopback:
+                return parsed
+            raise PolicyViolation(
+                f"'{shown}' uses plain http: https is required (RFC 7591 §3, RFC 8414 §3 demand TLS) and "
+                "insecure loopback URLs are disabled here", rule="https-required")
+        raise PolicyViolation(
+            f"'{shown}' uses plain http: https is required (RFC 7591 §3, RFC 8414 §3 demand TLS); plain "
+            "http is accepted only for loopback hosts (127.0.0.0/8, ::1, localhost)", rule="https-required")
+    raise ConfigurationError(f"'{shown}' has scheme '{parsed.scheme}': only https is supported",
+                             rule="https-required")
+
+
+# --- Retry-After, challenges, bodies --------------------------------------------------------
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """RFC 9110 §10.2.3: delay-seconds or an HTTP-date. ``None`` when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        # NaN and infinities are not delays a person meant to send.
+        if seconds != seconds or seconds in (float("inf"), float("-inf")):
+            return None
+        return max(0.0, seconds)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        # RFC 9110 §5.6.7: HTTP-dates are always GMT.
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One ``WWW-Authenticate`` challenge (RFC 9110 §11.6.1): scheme in lower case, params by lower name."""
+
+    scheme: str
+    params: Mapping[str, str]
+
+
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_BARE_VALUE_RE = re.compile(r"[^,\s]*")
+
+
+def parse_challenges(header: str) -> list[Challenge]:
+    """Parse a ``WWW-Authenticate`` value leniently; garbage ends parsing, it never raises.
+
+    Commas separate both challenges and their parameters, so a token not followed by ``=``
+    starts a new challenge.
+    """
+    out: list[tuple[str, dict[str, str]]] = []
+    pos, n = 0, len(header)
+    while pos < n:
+        while pos < n and header[pos] in " \t,":
+            pos += 1
+        m = _TOKEN_RE.match(header, pos)
+        if not m:
+            break
+        name, pos = m.group(), m.end()
+        after = pos
+        while after < n and header[after] in " \t":
+            after += 1
+        if not (out and after < n and header[after] == "="):
+            out.append((name.lower(), {}))
+            # A token68 (credentials-style value) may follow the scheme: skip it.
+            t = _TOKEN68_RE.match(header, after)
+            if t:
+                following = t.end()
+                while following < n and header[following] in " \t":
+                    following += 1
+                if following >= n or header[following] == ",":
+                    pos = t.end()
+            continue
+        pos = after + 1
+        while pos < n and header[pos] in " \t":
+            pos += 1
+        if pos < n and header[pos] == '"':
+            pos += 1
+            chars: list[str] = []
+            while pos < n and header[pos] != '"':
+                if header[pos] == "\\" and pos + 1 < n:
+                    pos += 1
+                chars.append(header[pos])
+                pos += 1
+            pos += 1
+            value = "".join(chars)
+        else:
+            m2 = _BARE_VALUE_RE.match(header, pos)
+            value, pos = (m2.group(), m2.end()) if m2 else ("", pos)
+        out[-1][1].setdefault(name.lower(), value)
+    return [Challenge(scheme, params) for scheme, params in out]
+
+
+def bearer_params(response: httpx.Response) -> Mapping[str, str]:
+    """Parameters of the first Bearer challenge in any ``WWW-Authenticate`` header (RFC 6750 §3)."""
+    for value in response.headers.get_list("www-authenticate"):
+        for challenge in parse_challenges(value):
+            if challenge.scheme == "bearer":
+                return challenge.params
+    return {}
+
+
+def parse_json(content: bytes) -> Any:
+    """The decoded JSON value, or :data:`NOT_JSON`; never raises on hostile input."""
+    if not content.strip():
+        return NOT_JSON
+    try:
+        return _json.loads(content)
+    except (ValueError, RecursionError):
+        # ValueError covers bad syntax, bad UTF-8 and integers past Python's digit limit.
+        return NOT_JSON
+
+
+def _secret_values(data: Any, depth: int = 0) -> list[str]:
+    """String values under credential keys anywhere in a JSON value, to scrub them from text."""
+    found: list[str] = []
+    if depth > 50:
+        return found
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key in _SECRET_KEYS and isinstance(value, str):
+                found.append(value)
+            else:
+                found.extend(_secret_values(value, depth + 1))
+    elif isinstance(data, list):
+        for item in data:
+            found.extend(_secret_values(item, depth + 1))
+    return found
+
+
+def _mask(data: Any, depth: int = 0) -> Any:
+    if depth > 50:
+        return "…"
+    if isinstance(data, dict):
+        return {k: ("***" if k in _SECRET_KEYS else _mask(v, depth + 1)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_mask(v, depth + 1) for v in data]
+    return data
+
+
+def scrub(text: str, secrets: Iterable[SecretStr | str | None]) -> str:
+    """Replace every occurrence of each known secret value in ``text``."""
+    values = sorted({(s.get_secret_value() if isinstance(s, SecretStr) else s) for s in secrets if s},
+                    key=len, reverse=True)
+    for value in values:
+        if len(value) >= _MIN_SCRUB_LEN:
+            text = text.replace(value, "***")
+    return text
+
+
+_TAG_RE = re.compile(r"<[^>]{0,500}>")
+
+
+def body_excerpt(response: httpx.Response, secrets: Iterable[SecretStr | str | None] = ()) -> str | None:
+    """A short, redacted excerpt of a body for an error message; ``None`` when it is empty."""
+    content = response.content
+    if not content.strip():
+        return None
+    data = parse_json(content)
+    extra: list[str] = []
+    if data is NOT_JSON:
+        text = content[:20_000].decode("utf-8", errors="replace")
+        if "<" in text[:200]:
+            # An HTML error page: the words matter, the markup does not.
+            text = _TAG_RE.sub(" ", text)
+    else:
+        extra = _secret_values(data)
+        try:
+            text = _json.dumps(_mask(data), ensure_ascii=False)[:20_000]
+        except (ValueError, RecursionError):
+            text = "<unprintable JSON>"
+    return redact(scrub(text, [*secrets, *extra]))
+
+
+@dataclass(frozen=True)
+class OAuthError:
+    """What an error answer said, read leniently (RFC 6749 §5.2, RFC 6750 §3, RFC 7591 §3.2.2).
+
+    ``error`` is kept only when it looks like an error code; a sentence in ``error`` (Hydra does
+    that) is moved into ``error_description`` so the text is not lost.
+    """
+
+    error: str | None
+    error_description: str | None
+    body: str | None
+
+
+_ERROR_CODE_RE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]{1,64}")
+
+
+def _as_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def read_oauth_error(response: httpx.Response, *,
+                     secrets: Iterable[SecretStr | str | None] = ()) -> OAuthError:
+    """Extract ``error``/``error_description`` from a body or a Bearer challenge, whatever its shape."""
+    secrets = list(secrets)
+    data = parse_json(response.content)
+    error: str | None = None
+    description: str | None = None
+    if isinstance(data, dict):
+        raw_error = data.get("error")
+        description = _as_text(data.get("error_description"))
+        if isinstance(raw_error, dict):
+            # Some servers nest a structured error: {"error": {"code": 400, "message": "…"}}.
+            error = _as_text(raw_error.get("id")) or _as_text(raw_error.get("error"))
+            nested = _as_text(raw_error.get("message")) or _as_text(raw_error.get("reason"))
+            description = description or nested
+        else:
+            error = _as_text(raw_error)
+        secrets.extend(_secret_values(data))
+    challenge = bearer_params(response)
+    error = error or challenge.get("error") or None
+    description = description or challenge.get("error_description") or None
+    if error is not None and not _ERROR_CODE_RE.fullmatch(error):
+        description = f"{error}: {description}" if description else error
+        error = None
+    if error is not None:
+        error = scrub(error, secrets)
+    if description is not None:
+        description = redact(scrub(description, secrets), 300)
+    return OAuthError(error=error, error_description=description, body=body_excerpt(response, secrets))
+
+
+# --- the client -----------------------------------------------------------------------------
+
+class _TokenBucket:
+    """Requests per second for one HttpClient; callers reserve a slot and sleep outside the lock."""
+
+    def __init__(self, rate: float, monotonic: Callable[[], float]) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self._monotonic = monotonic
+        self._tokens = self.capacity
+        self._last = monotonic()
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Take one token, possibly borrowed from the future; return how long to wait for it."""
+        with self._lock:
+            now = self._monotonic()
+            # max(0, …): a clock that went backwards must not drain the bucket.
+            self._tokens = min(self.capacity, self._tokens + max(0.0, now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= 1.0
+            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        # Monotonic clocks of two processes are unrelated: start full on this side.
+        self._tokens = self.capacity
+        self._last = self._monotonic()
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError | ssl.CertificateError):
+            return True
+        current = current.__cause__ or current.__context__
+    return bool(re.search(r"\bSSL\b|\bTLS\b|CERTIFICATE_VERIFY_FAILED|certificate verify", str(exc)))
+
+
+class _Failure(Exception):
+    """An attempt failed without an HTTP answer; ``delivered`` says whether the server may have acted."""
+
+    def __init__(self, what: str, *, delivered: bool) -> None:
+        super().__init__(what)
+        self.what = what
+        self.delivered = delivered
+
+
+class HttpClient:
+    """A synchronous HTTP client with clientreg's rules baked in. Safe to share between threads.
+
+    ``transport`` replaces the network (tests pass ``httpx.MockTransport``); ``sleep``,
+    ``clock`` (wall time, for HTTP-date ``Retry-After``) and ``monotonic`` (for the rate limit)
+    make timing deterministic; ``on_response(method, url, status)`` sees every HTTP answer,
+    retried ones included.
+    """
+
+    def __init__(self, settings: HttpSettings | None = None, *, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_response: Callable[[str, str, int], None] | None = None,
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
+        self.settings = settings or HttpSettings()
+        self._transport = transport
+        self._sleep = sleep
+        self._on_response = on_response
+        self._clock = clock
+        self._random = rng or random.Random()
+        rps = self.settings.requests_per_second
+        self._bucket = _TokenBucket(rps, monotonic) if rps else None
+        self._client = self._build_client()
+
+    def _build_client(self) -> httpx.Client:
+        verify: ssl.SSLContext | bool = True
+        pem = (self.settings.ca_bundle or "").strip()
+        if pem:
+            try:
+                # Only the bundle is trusted: a caBundle names the CA that signs this AS.
+                verify = ssl.create_default_context(cadata=pem)
+            except (ssl.SSLError, ValueError) as exc:
+                raise ConfigurationError(f"not a usable PEM certificate bundle: {exc}", field="caBundle",
+                                         rule="pem") from None
+        s = self.settings
+        return httpx.Client(
+            timeout=httpx.Timeout(s.timeout, connect=s.connect_timeout),
+            follow_redirects=False,
+            verify=verify,
+            transport=self._transport,
+            # An injected transport must see every request: no proxy from the environment.
+            trust_env=self._transport is None,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    # Pickling (Pulumi serialises dynamic providers): the connection pool and SSL context are
+    # rebuilt on the other side.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_client"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._client = self._build_client()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- requests --
+
+    def request(self, method: str, url: str, *, json: Any = None, bearer: SecretStr | None = None,
+                headers: Mapping[str, str] | None = None, retry: bool = True,
+                form: Mapping[str, str] | None = None) -> httpx.Response:
+        """Send one request, retrying what is safe to retry; return the final answer.
+
+        ``json`` or ``form`` (application/x-www-form-urlencoded, for token requests) is the body.
+
+        Any status is returned except: a 3xx (ProtocolError, never followed), a final 429
+        (RateLimited), an oversized body (ProtocolError). Network failures raise TransportError.
+        """
+        method = method.upper()
+        target = check_url(url, allow_insecure_loopback=self.settings.allow_insecure_loopback)
+        shown = show_url(url)
+        content: bytes | None = None
+        send_headers = {"Accept": "application/json"}
+        if json is not None:
+            try:
+                content = _json.dumps(json, ensure_ascii=False, allow_nan=False).encode("utf-8")
+            except (TypeError, ValueError) as exc:
+                # The message names the type only: the value could be a secret.
+                raise ConfigurationError(
+                    f"the body for {method} {shown} is not JSON-serialisable ({type(exc).__name__})",
+                    rule="json") from None
+            send_headers["Content-Type"] = "application/json"
+        elif form is not None:
+            content = urlencode(list(form.items())).encode("ascii")
+            send_headers["Content-Type"] = "application/x-www-form-urlencoded"
+        if headers:
+            send_headers.update(headers)
+        if bearer is not None:
+            send_headers["Authorization"] = f"Bearer {bearer.get_secret_value()}"
+
+        idempotent = method in _IDEMPOTENT
+        attempt = 0
+        while True:
+            if self._bucket is not None:
+                wait = self._bucket.reserve()
+                if wait > 0:
+                    self._sleep(wait)
+            try:
+                response = self._send_once(method, target, shown, send_headers, content)
+            except _Failure as failure:
+                # A POST is retried only when the request cannot have reached the server (connect
+                # errors): after a timeout or a dropped connection the AS may have registered the
+                # client already, and a second POST would register a second one we never hear of.
+                if retry and attempt < self.settings.retries and (idempotent or not failure.delivered):
+                    self._sleep(self._backoff(attempt))
+                    attempt += 1
+                    continue
+                note = ""
+                if failure.delivered and not idempotent:
+                    note = (" (not retried: the AS may have acted on it, and repeating a registration"
+                            " could create a second client)")
+                raise TransportError(f"{method} {shown}: {failure.what} after {attempt + 1} attempt(s){note}",
+                                     url=url) from None
+
+            status = response.status_code
+            if 300 <= status < 400:
+                location = response.headers.get("location", "")
+                raise ProtocolError(
+                    f"{method} {shown} answered with a redirect to '{show_url(location)}', which clientreg "
+                    "never follows (a redirect could carry the token or the request body elsewhere): "
+                    "configure the final URL", status=status, url=url)
+
+            if status == 429 or status in _RETRY_STATUSES:
+                retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock())
+                # 429 means the AS refused to process the request, so even a POST may be repeated;
+                # a 5xx after a POST may hide a registration that happened, so it is returned as is.
+                retriable = retry and attempt < self.settings.retries and (idempotent or status == 429)
+                if retry_after is not None and retry_after > self.settings.max_retry_after:
+                    if status == 429:
+                        raise RateLimited(
+                            f"{method} {shown}: the AS asks to wait {retry_after:.0f}s (HTTP 429), more than "
+                            f"the {self.settings.max_retry_after:.0f}s clientreg waits in place",
+                            url=url, retry_after=retry_after)
+                    retriable = False
+                if retriable:
+                    self._sleep(retry_after if retry_after is not None else self._backoff(attempt))
+                    attempt += 1
+                    continue
+                if status == 429:
+                    raise RateLimited(f"{method} {shown}: HTTP 429 Too Many Requests after {attempt + 1} "
+                                      "attempt(s)", url=url, retry_after=retry_after)
+            return response
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter (AWS architecture blog): spreads the retries of many reconcilers apart.
+        cap = min(self.settings.backoff_max, self.settings.backoff_base * (2 ** attempt))
+        return self._random.uniform(0, cap)
+
+    def _send_once(self, method: str, target: httpx.URL, shown: str, headers: Mapping[str, str],
+                   content: bytes | None) -> httpx.Response:
+        host = target.host
+        request = self._client.build_request(method, target, headers=headers, content=content)
+        try:
+            streamed = self._client.send(request, stream=True)
+            try:
+                body = self._read_bounded(streamed, method, shown)
+            finally:
+                streamed.close()
+        except httpx.ConnectError as exc:
+            if _is_tls_failure(exc):
+                raise TransportError(
+                    f"{method} {shown}: TLS with {host} failed ({redact(str(exc), 160)}); if the AS "
+                    "uses a private CA, put its PEM certificate in the AuthorizationServer's "
+                    "spec.caBundle", url=str(target)) from None
+            raise _Failure(f"cannot connect to {host} ({redact(str(exc), 160) or type(exc).__name__})",
+                           delivered=False) from None
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise _Failure(f"{type(exc).__name__} reaching {host}", delivered=False) from None
+        except httpx.ProxyError as exc:
+            raise _Failure(f"proxy refused the request to {host} ({redact(str(exc), 160)})",
+                           delivered=False) from None
+        except httpx.TimeoutException as exc:
+            raise _Failure(f"{type(exc).__name__} waiting for {host}", delivered=True) from None
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise _Failure(f"{type(exc).__name__} talking to {host} ({redact(str(exc), 160)})",
+                           delivered=True) from None
+        except httpx.DecodingError as exc:
+            raise ProtocolError(f"{method} {shown}: the body could not be decoded ({redact(str(exc), 160)})",
+                                url=str(target)) from None
+        except httpx.HTTPError as exc:
+            raise TransportError(f"{method} {shown}: {type(exc).__name__} ({redact(str(exc), 160)})",
+                                 url=str(target)) from None
+        if self._on_response is not None:
+            try:
+                self._on_response(method, str(target), streamed.status_code)
+            except Exception:
+                # A metrics hook must never lose an answer from the AS (it may carry new credentials).
+                log.exception("on_response hook failed")
+        log.debug("%s %s -> %s", method, shown, streamed.status_code)
+        # Rebuild a plain response around the bytes already read; the encoding headers no longer
+        # describe them (they are decoded) and would make httpx decode twice.
+        kept = [(k, v) for k, v in streamed.headers.multi_items()
+                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        return httpx.Response(streamed.status_code, headers=kept, content=body, request=request)
+
+    def _read_bounded(self, response: httpx.Response, method: str, shown: str) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise ProtocolError(f"{method} {shown}: the AS announced a {declared}-byte body, more than the "
+                                f"{limit} bytes clientreg reads", status=response.status_code, url=shown)
+        chunks: list[bytes] = []
+        total = 0
+        for chunk in response.iter_bytes():
+            total += len(chunk)
+            if total > limit:
+                raise ProtocolError(f"{method} {shown}: the body exceeds the {limit} bytes clientreg reads",
+                                    status=response.status_code, url=shown)
+            chunks.append(chunk)
+        return b"".join(chunks)
+

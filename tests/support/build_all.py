@@ -1,0 +1,52 @@
+"""Build or fetch every real component the suite uses, into the cache, before pytest starts.
+
+    cd tests && python -m support.build_all [NAME ...]
+
+Doing it up front makes build time visible in CI logs (and keeps it out of test timeouts). Each
+component is reused from ``~/.cache/clientreg`` when complete. Outside CI a component that cannot
+be had is reported and its tests skip; in CI (CI=true) that is a failure.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+from .cache import in_ci
+
+#: name → (module, function). Order: cheap first, so a broken toolchain shows early.
+COMPONENTS: dict[str, tuple[str, str]] = {
+    "oidc-provider": ("support.oidc_provider", "ensure_oidc_provider"),
+    "keycloak": ("support.keycloak", "ensure_keycloak"),
+    "helm": ("support.kube", "ensure_helm"),
+    "kube": ("support.kube", "ensure_kube_assets"),
+    "pulumi": ("support.pulumi_engine", "ensure_pulumi"),
+    "hydra": ("support.hydra", "ensure_hydra"),
+}
+
+
+def build(names: list[str]) -> int:
+    failed = []
+    for name in names or list(COMPONENTS):
+        module, func = COMPONENTS[name]
+        started = time.monotonic()
+        try:
+            ensure: Callable[[], object] = getattr(importlib.import_module(module), func)
+            where = ensure()
+        except Exception as exc:  # each component's own error says what is missing
+            failed.append(name)
+            print(f"  {name:14s} FAILED after {time.monotonic() - started:6.1f}s: {exc}", flush=True)
+            traceback.print_exc(limit=3, file=sys.stderr)
+            continue
+        print(f"  {name:14s} ready in {time.monotonic() - started:6.1f}s: {where}", flush=True)
+    if failed and in_ci():
+        print(f"components unavailable in CI: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(build(sys.argv[1:]))
