@@ -148,10 +148,15 @@ def registration_endpoint_of(d: Discovery) -> str:
     """The RFC 7591 endpoint, or an error saying how to supply it."""
     endpoint = d.server.registration_endpoint
     if not endpoint:
+        hint = ""
+        token = d.server.token_endpoint or ""
+        if token.endswith("/oauth2/token"):
+            # Ory Hydra (v2.3) serves RFC 7591 there but never advertises it.
+            hint = f" (Ory Hydra serves it at '{show_url(token[:-len('token')] + 'register')}' unadvertised)"
         raise DiscoveryError(
             f"the AS '{show_url(d.server.issuer)}' does not advertise registration_endpoint (RFC 8414 §2) "
             f"in '{show_url(d.metadata_url)}': dynamic registration may be disabled; if it is enabled, "
-            "set spec.registrationEndpoint", url=d.metadata_url)
+            f"set spec.registrationEndpoint{hint}", url=d.metadata_url)
     return endpoint
 
 

@@ -11,7 +11,6 @@ ID is logged (never the secret) when that save fails so an operator can clean up
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
 from collections.abc import Callable
@@ -500,8 +499,15 @@ def _delete_all(record: RegistrationRecord, server: ServerConnection, save: Save
             raise OperationUnsupported(f"client {record.client_id} cannot be deleted through RFC 7592 "
                                        "(no registration_client_uri): delete it at the AS, or use "
                                        "deletionPolicy: Orphan")
-        with contextlib.suppress(ClientGone):
+        try:
             rfc7592.delete(server.http, record.registration_client_uri, record.registration_access_token)
+        except ClientGone:
+            pass
+        except CredentialsRejected:
+            # Hydra and oidc-provider answer a deleted client's token with 401 too: after a lost DELETE
+            # response this is the normal case. Say so, in case the RAT was lost instead.
+            log.warning("client %s: the AS rejects our registration access token; assuming it is already "
+                        "deleted", record.client_id)
     save(None)
 
 

@@ -373,6 +373,19 @@ def _as_text(value: Any) -> str | None:
     return None
 
 
+# ProtocolError keeps 200 characters of a description, from the start. Servers put boilerplate
+# first and the specific cause last (Hydra: "The value of one of the Client Metadata fields is
+# invalid … 'metadata' cannot be set"), so a long description keeps both ends.
+_DESCRIPTION_LIMIT: Final = 200
+
+
+def _head_and_tail(text: str) -> str:
+    if len(text) <= _DESCRIPTION_LIMIT:
+        return text
+    head = _DESCRIPTION_LIMIT // 3
+    return f"{text[:head].rstrip()} … {text[-(_DESCRIPTION_LIMIT - head - 3):].lstrip()}"
+
+
 def read_oauth_error(response: httpx.Response, *,
                      secrets: Iterable[SecretStr | str | None] = ()) -> OAuthError:
     """Extract ``error``/``error_description`` from a body or a Bearer challenge, whatever its shape."""
@@ -400,7 +413,7 @@ def read_oauth_error(response: httpx.Response, *,
     if error is not None:
         error = scrub(error, secrets)
     if description is not None:
-        description = redact(scrub(description, secrets), 300)
+        description = _head_and_tail(redact(scrub(description, secrets), 2000))
     return OAuthError(error=error, error_description=description, body=body_excerpt(response, secrets))
 
 

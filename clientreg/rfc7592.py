@@ -37,6 +37,12 @@ FIELDS_NOT_SENT_ON_UPDATE: frozenset[str] = frozenset({
 })
 
 
+#: Fields a server echoes with an empty value but refuses in an update, whatever the value: Hydra
+#: returns ``"metadata": {}`` on every read and answers 400 "'metadata' cannot be set for dynamic
+#: client registration" when it comes back. An empty value means nothing, so it is left out.
+_EMPTY_ECHOES_NOT_SENT: frozenset[str] = frozenset({"metadata"})
+
+
 def _raise_for(response: httpx.Response, operation: str, uri: str, rat: SecretStr) -> NoReturn:
     """Map a non-success answer to the error the engine acts on."""
     status = response.status_code
@@ -73,12 +79,13 @@ def read(http: HttpClient, uri: str, rat: SecretStr) -> ClientInformation:
 
 def update_body(client_id: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
     """The PUT body: the full metadata (omitted fields are deleted), ``client_id`` included, the
-    fields RFC 7592 §2.2 forbids left out."""
+    fields RFC 7592 §2.2 forbids left out, and empty echoes a server would refuse left out."""
     given = metadata.get("client_id")
     if given is not None and given != client_id:
         raise ConfigurationError(f"RFC 7592 §2.2: the update body names client_id '{given}' but the "
                                  f"registration is for '{client_id}'", rule="client-id-matches")
-    body = {k: v for k, v in metadata.items() if k not in FIELDS_NOT_SENT_ON_UPDATE}
+    body = {k: v for k, v in metadata.items() if k not in FIELDS_NOT_SENT_ON_UPDATE
+            and not (k in _EMPTY_ECHOES_NOT_SENT and v in (None, {}, [], ""))}
     body["client_id"] = client_id
     return body
 

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .errors import ConfigurationError, DiscoveryError, ProtocolError
 from .http import NOT_JSON, HttpClient, body_excerpt, parse_json, show_url
@@ -76,6 +76,24 @@ class AuthorizationServerMetadata(BaseModel):
     # draft-ietf-oauth-client-id-metadata-document: MCP prefers CIMD over DCR when this is true.
     client_id_metadata_document_supported: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lenient(cls, data: Any) -> Any:
+        # Placeholders and wrong types in optional fields read as "not published".
+        if not isinstance(data, Mapping):
+            return data
+        cleaned = {k: v for k, v in data.items() if isinstance(k, str)}
+        for name in _STR_FIELDS:
+            if name in cleaned:
+                cleaned[name] = _clean_str(cleaned[name])
+        for name in _LIST_FIELDS:
+            if name in cleaned:
+                cleaned[name] = _clean_list(cleaned[name])
+        if "client_id_metadata_document_supported" in cleaned:
+            cleaned["client_id_metadata_document_supported"] = _clean_bool(
+                cleaned["client_id_metadata_document_supported"])
+        return cleaned
+
     @classmethod
     def from_document(cls, data: Mapping[str, Any], *, url: str | None = None) -> AuthorizationServerMetadata:
         """Build from a decoded JSON object; only a missing or non-string ``issuer`` is an error."""
@@ -83,16 +101,12 @@ class AuthorizationServerMetadata(BaseModel):
         if not isinstance(issuer, str) or not issuer.strip():
             raise DiscoveryError(f"RFC 8414 §2: the metadata at '{show_url(url or '?')}' has no issuer",
                                  url=url)
-        known = {"issuer", "client_id_metadata_document_supported", *_STR_FIELDS, *_LIST_FIELDS}
-        fields: dict[str, Any] = {k: v for k, v in data.items() if isinstance(k, str) and k not in known}
-        fields["issuer"] = issuer
-        for name in _STR_FIELDS:
-            fields[name] = _clean_str(data.get(name))
-        for name in _LIST_FIELDS:
-            fields[name] = _clean_list(data.get(name))
-        fields["client_id_metadata_document_supported"] = _clean_bool(
-            data.get("client_id_metadata_document_supported"))
-        return cls.model_validate(fields)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            # Unreachable with the cleaning above; kept so no pydantic error ever escapes.
+            raise DiscoveryError(f"RFC 8414 §2: the metadata at '{show_url(url or '?')}' is unusable "
+                                 f"({exc.error_count()} invalid fields)", url=url) from None
 
 
 def _split_issuer(issuer: str) -> tuple[str, str, str]:

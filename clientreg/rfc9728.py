@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .errors import DiscoveryError, ProtocolError
 from .http import NOT_JSON, HttpClient, body_excerpt, parse_challenges, parse_json, show_url
@@ -51,24 +51,37 @@ class ProtectedResourceMetadata(BaseModel):
     resource_name: str | None = None
     resource_documentation: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lenient(cls, data: Any) -> Any:
+        # Placeholders and wrong types in optional fields read as "not published".
+        if not isinstance(data, Mapping):
+            return data
+        cleaned = {k: v for k, v in data.items() if isinstance(k, str)}
+        for name in _LIST_FIELDS:
+            if name in cleaned:
+                value = cleaned[name]
+                items = [v.strip() for v in value if isinstance(v, str) and v.strip()] \
+                    if isinstance(value, list) else None
+                cleaned[name] = items if items is not None or name != "authorization_servers" else []
+        for name in _STR_FIELDS:
+            if name in cleaned:
+                value = cleaned[name]
+                cleaned[name] = value.strip() if isinstance(value, str) and value.strip() else None
+        return cleaned
+
     @classmethod
     def from_document(cls, data: Mapping[str, Any], *, url: str | None = None) -> ProtectedResourceMetadata:
+        """Build from a decoded JSON object; only a missing or non-string ``resource`` is an error."""
         resource = data.get("resource")
         if not isinstance(resource, str) or not resource.strip():
             raise DiscoveryError(f"RFC 9728 §2: the metadata at '{show_url(url or '?')}' has no resource",
                                  url=url)
-        known = {"resource", *_LIST_FIELDS, *_STR_FIELDS}
-        fields: dict[str, Any] = {k: v for k, v in data.items() if isinstance(k, str) and k not in known}
-        fields["resource"] = resource
-        for name in _LIST_FIELDS:
-            value = data.get(name)
-            cleaned = [v.strip() for v in value if isinstance(v, str) and v.strip()] \
-                if isinstance(value, list) else None
-            fields[name] = cleaned if cleaned is not None or name != "authorization_servers" else []
-        for name in _STR_FIELDS:
-            value = data.get(name)
-            fields[name] = value.strip() if isinstance(value, str) and value.strip() else None
-        return cls.model_validate(fields)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise DiscoveryError(f"RFC 9728 §2: the metadata at '{show_url(url or '?')}' is unusable "
+                                 f"({exc.error_count()} invalid fields)", url=url) from None
 
 
 def resource_metadata_url(resource: str) -> str:

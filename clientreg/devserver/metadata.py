@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from authlib.common.urls import is_valid_url
 from authlib.oauth2.rfc6749 import list_to_scope, scope_to_list
 from authlib.oauth2.rfc7591 import InvalidClientMetadataError, InvalidRedirectURIError
 from authlib.oauth2.rfc7591.claims import ClientMetadataClaims
@@ -89,7 +90,8 @@ class ClientMetadata(ClientMetadataClaims):  # type: ignore[misc]
                 raise InvalidClaimError(key)
             if base in _STRING_FIELDS | _URI_FIELDS and not isinstance(value, str):
                 raise InvalidClaimError(key)
-            if base in _URI_FIELDS and key != base and _redirect_uri_problem(value):
+            # Authlib checks the untagged URI fields only.
+            if base in _URI_FIELDS and key != base and not is_valid_url(value, fragments_allowed=False):
                 raise InvalidClaimError(key)
 
     def validate_redirect_uris(self) -> None:

@@ -26,12 +26,10 @@ def _bearer_token(request: Any) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-def _require_json_object() -> dict[str, Any]:
+def _require_json_object() -> None:
     # Authlib reads the body as whatever JSON it is; a list or a form would fail deep inside it.
-    body = flask_request.get_json(silent=True)
-    if not isinstance(body, dict):
+    if not isinstance(flask_request.get_json(silent=True), dict):
         raise InvalidClientMetadataError("The request body must be a JSON object.")
-    return body
 
 
 def new_registration_access_token() -> str:
@@ -92,15 +90,16 @@ class RegistrationEndpoint(ClientRegistrationEndpoint):  # type: ignore[misc]
 
     def save_client(self, client_info: dict[str, Any], client_metadata: dict[str, Any],
                     request: Any) -> RegisteredClient:
+        registration_access_token = new_registration_access_token()
         client = RegisteredClient(
             client_id=client_info["client_id"],
             client_id_issued_at=client_info["client_id_issued_at"],
             metadata=client_metadata,
             client_secret=client_info.get("client_secret"),
             client_secret_expires_at=client_info.get("client_secret_expires_at", 0),
-            fresh_registration_access_token=new_registration_access_token(),
+            fresh_registration_access_token=registration_access_token,
         )
-        self._storage.insert_client(client, client.fresh_registration_access_token or "")
+        self._storage.insert_client(client, registration_access_token)
         return client
 
     def generate_client_registration_info(self, client: RegisteredClient, request: Any) -> dict[str, str]:

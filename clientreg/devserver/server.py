@@ -35,12 +35,15 @@ def _not_ready(environ: WSGIEnvironment, start_response: StartResponse) -> Itera
     raise RuntimeError("the dev server app is set right after the socket is bound")
 
 
-def _allow_plain_http_beyond_loopback(settings: DevServerSettings) -> None:
-    # Authlib refuses token requests over http unless the URL is loopback. Reached through another
-    # name (a container, a LAN address), the dev server is plain http on purpose. This switch is
-    # process-wide, so it is only thrown when the server is exposed beyond loopback.
-    if not is_loopback_host(settings.host) and "AUTHLIB_INSECURE_TRANSPORT" not in os.environ:
-        log.warning("dev server bound to %s: allowing plain-http OAuth in this process", settings.host)
+def _allow_plain_http_when_reached_by_name(deployment: Deployment) -> None:
+    # Authlib refuses token requests over http unless the URL names a loopback host. A dev server
+    # reached through another name (a container, a LAN address, a proxy) is plain http on purpose.
+    # The switch is process-wide, so it is only thrown in that case, never for a loopback-only server.
+    issuer_host = urlsplit(deployment.issuer).hostname or ""
+    if is_loopback_host(deployment.settings.host) and is_loopback_host(issuer_host):
+        return
+    if "AUTHLIB_INSECURE_TRANSPORT" not in os.environ:
+        log.warning("dev server reachable as %s: allowing plain-http OAuth in this process", issuer_host)
         os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
 
 
@@ -64,17 +67,20 @@ class DevServer:
     def start(self) -> DevServer:
         if self._http is not None:
             raise RuntimeError("the dev server is already running")
-        _allow_plain_http_beyond_loopback(self.settings)
         storage = Storage(self.settings.db_path, self.settings.clock)
+        http: BaseWSGIServer | None = None
         try:
             # The issuer names the port, and port 0 is only known once bound: bind first, then build
             # the app and hand it to the bound server.
             http = make_server(self.settings.host, self.settings.port, _not_ready, threaded=True)
+            deployment = Deployment(self.settings, http.server_port)
+            _allow_plain_http_when_reached_by_name(deployment)
+            http.app = create_app(deployment, storage, self.requests)
         except BaseException:
+            if http is not None:
+                http.server_close()
             storage.close()
             raise
-        deployment = Deployment(self.settings, http.server_port)
-        http.app = create_app(deployment, storage, self.requests)
         self._http, self._storage, self._deployment = http, storage, deployment
         self._thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": _POLL_SECONDS},
                                         daemon=True, name=f"clientreg-dev-server:{http.server_port}")
@@ -153,12 +159,14 @@ def serve(settings: DevServerSettings, *, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    stopped = threading.Event()
     # Ctrl-C may land anywhere, even while starting or printing: every place ends the same quiet way.
     try:
         with DevServer(settings) as server:
             _announce(server, out)
-            stopped.wait()
+            # Short sleeps, not one untimed wait: a signal delivered to the serving thread is only
+            # handled when the main thread next wakes up.
+            while True:
+                time.sleep(_POLL_SECONDS * 10)
     except KeyboardInterrupt:
         print("stopped", file=out, flush=True)
 

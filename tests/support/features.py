@@ -14,6 +14,7 @@ class Features:
     rewrites_scope: bool         # drops disallowed scopes rather than refusing the registration
     unknown_metadata: str        # kept | dropped | rejected
     client_credentials: bool = True
+    advertises_registration_endpoint: bool = True  # Hydra serves /oauth2/register unadvertised
 
 
 FEATURES = {
@@ -21,7 +22,7 @@ FEATURES = {
     "oidc-provider": Features(initial_access_token=True, secret_expiry=True, rewrites_scope=True,
                               unknown_metadata="dropped"),
     "hydra": Features(initial_access_token=False, secret_expiry=False, rewrites_scope=False,
-                      unknown_metadata="dropped"),
+                      unknown_metadata="dropped", advertises_registration_endpoint=False),
     "keycloak": Features(initial_access_token=True, secret_expiry=False, rewrites_scope=False,
                          unknown_metadata="rejected"),
 }
