@@ -1,0 +1,74 @@
+"""Local state: atomic 0600 files, a lock against concurrent applies, clear errors on corruption."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from clientreg.errors import StateError
+from clientreg.record import RegistrationRecord
+from clientreg.store import Entry, LocalStore
+
+
+def record() -> RegistrationRecord:
+    return RegistrationRecord(client_id="c1", client_secret=SecretStr("s3cr3t-value"),
+                              registration_access_token=SecretStr("rat-value"),
+                              registration_client_uri="https://as.example/register/c1")
+
+
+def test_round_trip_keeps_secrets_and_mode(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.write(Entry("ns", "web", record(), {"ready": True}))
+    path = tmp_path / "records" / "ns" / "web.json"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    loaded = store.load("ns", "web")
+    assert loaded.record is not None and loaded.record.client_secret is not None
+    assert loaded.record.client_secret.get_secret_value() == "s3cr3t-value"
+    assert "s3cr3t-value" not in repr(loaded) and "rat-value" not in repr(loaded.record)
+    assert not list(path.parent.glob(".*.tmp"))  # no temp file left behind
+
+
+def test_corrupt_file_is_a_state_error_naming_it(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    path = tmp_path / "records" / "ns" / "web.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(StateError, match="web.json"):
+        store.load("ns", "web")
+
+
+def test_failed_write_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalStore(tmp_path)
+    store.write(Entry("ns", "web", record()))
+
+    def boom(*_a: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    changed = record()
+    changed.client_id = "c2"
+    with pytest.raises(OSError):
+        store.write(Entry("ns", "web", changed))
+    monkeypatch.undo()
+    loaded = store.load("ns", "web").record
+    assert loaded is not None and loaded.client_id == "c1"
+    assert not list((tmp_path / "records" / "ns").glob(".*.tmp"))
+
+
+def test_lock_refuses_a_second_process(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    with store.locked(), pytest.raises(StateError, match="in use"), LocalStore(tmp_path).locked():
+        pass
+
+
+def test_delete_and_entries(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.write(Entry("a", "one", record()))
+    store.write(Entry("b", "two", record()))
+    assert [e.key for e in store.entries()] == ["a/one", "b/two"]
+    store.delete("a", "one")
+    assert [e.key for e in store.entries()] == ["b/two"]
