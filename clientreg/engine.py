@@ -175,16 +175,27 @@ def expiry_threshold(rotation: Rotation | None, record: RegistrationRecord, expi
     return expires - timedelta(hours=1)
 
 
-def next_wakeup(desired: Desired, record: RegistrationRecord | None) -> datetime | None:
-    """When the next time-driven action falls due (rotation, end of a grace period)."""
+def next_rotation(desired: Desired, record: RegistrationRecord | None) -> datetime | None:
+    """When the current credentials are due for rotation (expiry ahead, or the rotation period)."""
     if record is None:
         return None
-    times = [r.delete_after for r in record.retiring]
+    times = []
     expires = record.expires_at()
     if expires is not None and record.client_secret is not None:
         times.append(expiry_threshold(desired.rotation, record, expires))
     if desired.rotation and desired.rotation.period:
         times.append((record.last_rotation or record.registered_at) + parse_duration(desired.rotation.period))
+    return min(times) if times else None
+
+
+def next_wakeup(desired: Desired, record: RegistrationRecord | None) -> datetime | None:
+    """When the next time-driven action falls due (rotation, end of a grace period)."""
+    if record is None:
+        return None
+    times = [r.delete_after for r in record.retiring]
+    rotation = next_rotation(desired, record)
+    if rotation is not None:
+        times.append(rotation)
     return min(times) if times else None
 
 
@@ -370,10 +381,11 @@ def _register(action: Action, desired: Desired, previous: RegistrationRecord | N
     if desired.registration == "cimd":
         return _publish_cimd(desired, previous, server, save, now)
     server.check_policy(desired.metadata)
+    # Credentials first: a missing initial access token is a wait, and waiting costs no request.
+    iat, statement = server.initial_access_token, server.software_statement
     endpoint = server.registration_endpoint
     info = rfc7591.register(server.http, endpoint, request_metadata(desired.metadata),
-                            initial_access_token=server.initial_access_token,
-                            software_statement=server.software_statement)
+                            initial_access_token=iat, software_statement=statement)
     record = RegistrationRecord(
         client_id=info.client_id, client_secret=info.client_secret,
         client_secret_expires_at=info.client_secret_expires_at, client_id_issued_at=info.client_id_issued_at,
@@ -524,5 +536,5 @@ def reconcile(desired: Desired, record: RegistrationRecord | None, server: Serve
 
 __all__ = [
     "Action", "ActionKind", "ConfigurationError", "Desired", "Event", "Observation", "Observed", "Outcome",
-    "Plan", "Reason", "apply", "next_wakeup", "observe", "plan", "reconcile", "rotation_due",
+    "Plan", "Reason", "apply", "next_rotation", "next_wakeup", "observe", "plan", "reconcile", "rotation_due",
 ]

@@ -36,6 +36,7 @@ def server_key(client: OAuthClient) -> tuple[str, str, str]:
 def resolve_server(client: OAuthClient, find_server: ServerLookup, find_secret: SecretLookup, *,
                    cluster_resource_namespace: str = DEFAULT_CLUSTER_RESOURCE_NAMESPACE,
                    http: HttpClient | None = None,
+                   on_response: Callable[[str, str, int], None] | None = None,
                    cache: dict[tuple[str, str, str], ServerConnection] | None = None) -> ServerConnection:
     kind, ns, name = server_key(client)
     if cache is not None and (kind, ns, name) in cache:
@@ -48,11 +49,17 @@ def resolve_server(client: OAuthClient, find_server: ServerLookup, find_secret: 
                                  field="spec.serverRef", rule="an OAuthClient references an AuthorizationServer "
                                  "of its own namespace or a ClusterAuthorizationServer")
     secret_ns = ns or cluster_resource_namespace
-    iat = _secret(spec.initial_access_token, secret_ns, find_secret, f"{kind}/{name}", "initialAccessToken")
-    statement = _secret(spec.software_statement, secret_ns, find_secret, f"{kind}/{name}", "softwareStatement")
-    conn = ServerConnection.for_spec(spec, name=f"{kind}/{name}", initial_access_token=iat,
-                                     software_statement=statement.get_secret_value() if statement else None,
-                                     http=http)
+    owner = f"{kind}/{name}"
+
+    def iat() -> SecretStr | None:
+        return _secret(spec.initial_access_token, secret_ns, find_secret, owner, "initialAccessToken")
+
+    def statement() -> str | None:
+        value = _secret(spec.software_statement, secret_ns, find_secret, owner, "softwareStatement")
+        return value.get_secret_value() if value else None
+
+    conn = ServerConnection.for_spec(spec, name=owner, initial_access_token=iat, software_statement=statement,
+                                     http=http, on_response=on_response)
     if cache is not None:
         cache[(kind, ns, name)] = conn
     return conn

@@ -7,7 +7,7 @@ apply of N clients costs N RFC 7592 reads and nothing else.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,29 +19,50 @@ from .http import HttpClient, HttpSettings
 from .spec import AuthorizationServerSpec
 
 
+def http_settings_for(spec: AuthorizationServerSpec) -> HttpSettings:
+    """The HTTP behaviour an AuthorizationServer spec asks for (timeouts, CA bundle, rate limit)."""
+    return HttpSettings(timeout=spec.timeout_seconds, ca_bundle=spec.ca_bundle,
+                        requests_per_second=spec.requests_per_second)
+
+
 class ServerConnection:
     """Endpoints and credentials of one AS, shared by every client registered there in one run."""
 
     def __init__(self, spec: AuthorizationServerSpec, http: HttpClient, *, name: str = "",
-                 initial_access_token: SecretStr | None = None, software_statement: str | None = None) -> None:
+                 initial_access_token: SecretStr | Callable[[], SecretStr | None] | None = None,
+                 software_statement: str | Callable[[], str | None] | None = None) -> None:
         self.spec = spec
         self.http = http
         self.name = name
-        self.initial_access_token = initial_access_token
-        self.software_statement = software_statement
+        # Credentials may be loaders: they are only needed to register, so a registered client keeps
+        # working (and can be deleted) while, say, its initial access token Secret is gone.
+        self._initial_access_token = initial_access_token
+        self._software_statement = software_statement
         self._discovery: Discovery | None = None
         self._lock = threading.Lock()
+
+    @property
+    def initial_access_token(self) -> SecretStr | None:
+        value = self._initial_access_token
+        return value() if callable(value) else value
+
+    @property
+    def software_statement(self) -> str | None:
+        value = self._software_statement
+        return value() if callable(value) else value
 
     def __repr__(self) -> str:
         return f"ServerConnection({self.name or self.spec.issuer or self.spec.registration_endpoint})"
 
     @classmethod
     def for_spec(cls, spec: AuthorizationServerSpec, *, name: str = "",
-                 initial_access_token: SecretStr | None = None, software_statement: str | None = None,
-                 http: HttpClient | None = None) -> ServerConnection:
-        settings = HttpSettings(timeout=spec.timeout_seconds, ca_bundle=spec.ca_bundle,
-                                requests_per_second=spec.requests_per_second)
-        return cls(spec, http or HttpClient(settings), name=name, initial_access_token=initial_access_token,
+                 initial_access_token: SecretStr | Callable[[], SecretStr | None] | None = None,
+                 software_statement: str | Callable[[], str | None] | None = None,
+                 http: HttpClient | None = None,
+                 on_response: Callable[[str, str, int], None] | None = None) -> ServerConnection:
+        if http is None:
+            http = HttpClient(http_settings_for(spec), on_response=on_response)
+        return cls(spec, http, name=name, initial_access_token=initial_access_token,
                    software_statement=software_statement)
 
     def discovery(self) -> Discovery | None:
