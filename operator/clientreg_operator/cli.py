@@ -1,0 +1,149 @@
+"""``clientreg-operator``: run the operator, ask it to rotate a client, print the CRDs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .config import OperatorConfig, parse_interval
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from . import crds
+
+    files = crds.files()
+    if args.output_dir:
+        folder = Path(args.output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (folder / name).write_text(text)
+        print(f"wrote {len(files)} CRDs to {folder}", file=sys.stderr)
+    else:
+        sys.stdout.write("---\n".join(files.values()))
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    """Set the rotate annotation, the way ``cmctl renew`` marks a Certificate for reissuance."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    from .conventions import API_VERSION, MERGE_PATCH, OAUTHCLIENTS, ROTATE_ANNOTATION
+
+    namespace, _, name = args.target.rpartition("/")
+    if not name:
+        print("usage: clientreg-operator rotate [NAMESPACE/]NAME", file=sys.stderr)
+        return 2
+    if not namespace:
+        namespace = args.namespace or _current_namespace()
+    config.load_config(config_file=args.kubeconfig) if args.kubeconfig else config.load_config()
+    request = args.request or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    api = client.CustomObjectsApi()
+    group, version = API_VERSION.split("/")
+    try:
+        api.patch_namespaced_custom_object(group, version, namespace, OAUTHCLIENTS, name,
+                                           {"metadata": {"annotations": {ROTATE_ANNOTATION: request}}},
+                                           _content_type=MERGE_PATCH)
+    except ApiException as exc:
+        print(f"cannot annotate OAuthClient {namespace}/{name}: HTTP {exc.status} {exc.reason}", file=sys.stderr)
+        return 1
+    print(f"rotation of OAuthClient {namespace}/{name} requested ({ROTATE_ANNOTATION}={request}); "
+          f"watch it with: kubectl get oauthclient -n {namespace} {name} -w")
+    return 0
+
+
+def _current_namespace() -> str:
+    from kubernetes import config
+
+    try:
+        _, context = config.list_kube_config_contexts()
+        return str(context.get("context", {}).get("namespace") or "default")
+    except Exception:  # in a Pod, or no kubeconfig: the default namespace, like kubectl
+        return "default"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .runner import run
+
+    namespaces = tuple(n for item in args.namespace for n in item.split(",") if n)
+    if args.all_namespaces and namespaces:
+        print("--all-namespaces and --namespace exclude each other", file=sys.stderr)
+        return 2
+    if not args.all_namespaces and not namespaces:
+        print("say which namespaces to serve: --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
+        return 2
+    cfg = OperatorConfig(
+        namespaces=namespaces,
+        cluster_resource_namespace=args.cluster_resource_namespace,
+        drift_check_interval=parse_interval(args.drift_check_interval),
+        label_selector=args.label_selector or None,
+        leader_election=args.leader_election,
+        lease_name=args.lease_name,
+        lease_namespace=args.lease_namespace or args.cluster_resource_namespace,
+        identity=args.identity or os.environ.get("POD_NAME") or os.uname().nodename,
+        lease_duration=parse_interval(args.lease_duration),
+        metrics_address=args.metrics_address or None,
+        probe_address=args.probe_address or None,
+        restart_deployments=args.restart_deployments,
+        log_format=args.log_format,
+        log_level=args.log_level,
+        kubeconfig=args.kubeconfig,
+    )
+    return run(cfg)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="clientreg-operator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator")
+    run.add_argument("--namespace", "-n", action="append", default=[],
+                     help="serve OAuthClients and AuthorizationServers of this namespace (repeatable, or "
+                          "comma-separated)")
+    run.add_argument("--all-namespaces", "-A", action="store_true", help="serve every namespace")
+    run.add_argument("--cluster-resource-namespace", default=env("CLIENTREG_CLUSTER_RESOURCE_NAMESPACE", "clientreg"),
+                     help="where ClusterAuthorizationServer Secrets are read from (default: clientreg)")
+    run.add_argument("--drift-check-interval", default="10m",
+                     help="how often a stable client is checked against its AS (Go duration, default 10m)")
+    run.add_argument("--label-selector", default="",
+                     help="serve only OAuthClients matching this label selector (sharding across deployments)")
+    run.add_argument("--leader-election", action=argparse.BooleanOptionalAction, default=True,
+                     help="run only while holding the Lease (several replicas, one active; default on)")
+    run.add_argument("--lease-name", default="clientreg-operator")
+    run.add_argument("--lease-namespace", default=env("POD_NAMESPACE", ""),
+                     help="namespace of the Lease (default: $POD_NAMESPACE, else the cluster resource namespace)")
+    run.add_argument("--lease-duration", default="15s", help="how long a silent leader keeps the Lease")
+    run.add_argument("--identity", default="", help="this replica's name in the Lease (default: $POD_NAME)")
+    run.add_argument("--metrics-address", default="", help="HOST:PORT for /metrics (default: off)")
+    run.add_argument("--probe-address", default="", help="HOST:PORT for /healthz and /readyz (default: off)")
+    run.add_argument("--restart-deployments", action="store_true",
+                     help=f"after a rotation, restart Deployments annotated {'clientreg.dev/restart-on-rotation'}")
+    run.add_argument("--log-format", choices=("json", "text"), default="json")
+    run.add_argument("--log-level", default="INFO")
+    run.add_argument("--kubeconfig", default=None, help="default: in-cluster config, else $KUBECONFIG")
+    run.set_defaults(handler=_run)
+
+    rotate = sub.add_parser("rotate", help="ask the operator to rotate a client's credentials now")
+    rotate.add_argument("target", metavar="[NAMESPACE/]NAME")
+    rotate.add_argument("--namespace", "-n", default=None)
+    rotate.add_argument("--request", default=None, help="annotation value (default: the current time)")
+    rotate.add_argument("--kubeconfig", default=None)
+    rotate.set_defaults(handler=_rotate)
+
+    crds = sub.add_parser("crds", help="print the CustomResourceDefinitions (YAML)")
+    crds.add_argument("--output-dir", default=None, help="write one file per CRD here instead")
+    crds.set_defaults(handler=_crds)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

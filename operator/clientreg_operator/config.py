@@ -1,0 +1,51 @@
+"""How one operator process is configured (command line → :class:`OperatorConfig`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from clientreg.durations import parse_duration
+from clientreg.resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE
+
+
+def parse_interval(text: str) -> float:
+    """A Go duration as seconds; argparse errors name the value."""
+    seconds = parse_duration(text).total_seconds()
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return seconds
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    #: Empty: every namespace (cluster-wide watches, as the chart's ClusterRoleBinding allows).
+    namespaces: tuple[str, ...] = ()
+    cluster_resource_namespace: str = DEFAULT_CLUSTER_RESOURCE_NAMESPACE
+    drift_check_interval: float = 600.0
+    #: Sharding: only OAuthClients matching this selector are served (server-side filtered).
+    label_selector: str | None = None
+    leader_election: bool = True
+    lease_name: str = "clientreg-operator"
+    lease_namespace: str = DEFAULT_CLUSTER_RESOURCE_NAMESPACE
+    identity: str = "clientreg-operator"
+    lease_duration: float = 15.0
+    metrics_address: str | None = None
+    probe_address: str | None = None
+    restart_deployments: bool = False
+    log_format: str = "json"
+    log_level: str = "INFO"
+    kubeconfig: str | None = None
+    #: Failed reconciles retry after min(base * 2**n, max) seconds.
+    backoff_base: float = 5.0
+    backoff_max: float = 300.0
+    #: Reconciles running at once in this process (each AS's maxConcurrency still applies).
+    workers: int = 8
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    @property
+    def drift_check(self) -> timedelta:
+        return timedelta(seconds=self.drift_check_interval)

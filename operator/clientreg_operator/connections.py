@@ -1,0 +1,117 @@
+"""Authorization servers as the reconcile threads share them: one HTTP client per AS, a concurrency cap.
+
+The HTTP client carries the AS's rate limit (``spec.requestsPerSecond``), so it must be shared by every
+OAuthClient registered there; it is rebuilt when the AS resource changes (its resourceVersion). The
+concurrency cap (``spec.maxConcurrency``) bounds the reconciles talking to one AS at once. Namespace
+isolation is the core's :func:`clientreg.resolve.resolve_server`; this module only looks things up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from clientreg.errors import ConfigurationError
+from clientreg.http import HttpClient, HttpSettings
+from clientreg.resolve import resolve_server, server_key
+from clientreg.server import ServerConnection
+from clientreg.spec import (
+    AuthorizationServer,
+    AuthorizationServerSpec,
+    ClusterAuthorizationServer,
+    OAuthClient,
+    parse_document,
+)
+
+from .cluster import Cluster
+from .secrets import decode
+
+ServerKey = tuple[str, str, str]
+#: Builds the HTTP client of one AS; ``server`` labels its metrics.
+HttpFactory = Callable[[HttpSettings, str], HttpClient]
+
+
+def default_http_factory(settings: HttpSettings, server: str) -> HttpClient:
+    return HttpClient(settings)
+
+
+def http_settings(spec: AuthorizationServerSpec) -> HttpSettings:
+    # Mirrors ServerConnection.for_spec, which builds its own client and so cannot be shared.
+    return HttpSettings(timeout=spec.timeout_seconds, ca_bundle=spec.ca_bundle,
+                        requests_per_second=spec.requests_per_second)
+
+
+@dataclass
+class _Shared:
+    version: str
+    http: HttpClient
+    slots: threading.BoundedSemaphore | None
+
+
+class Connections:
+    def __init__(self, cluster: Cluster, *, cluster_resource_namespace: str,
+                 http_factory: HttpFactory = default_http_factory) -> None:
+        self.cluster = cluster
+        self.cluster_resource_namespace = cluster_resource_namespace
+        self.http_factory = http_factory
+        self._shared: dict[ServerKey, _Shared] = {}
+        self._lock = threading.Lock()
+
+    def _server_spec(self, key: ServerKey) -> tuple[AuthorizationServerSpec | None, str]:
+        kind, namespace, name = key
+        body = self.cluster.get_server(kind, namespace or None, name)
+        if body is None:
+            return None, ""
+        document = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
+        parsed = parse_document(document, source=f"{kind}/{name}")
+        assert isinstance(parsed, AuthorizationServer | ClusterAuthorizationServer)
+        return parsed.spec, str(body["metadata"].get("resourceVersion", ""))
+
+    def _find_secret(self, namespace: str, name: str, key: str) -> str | None:
+        return decode(self.cluster.get_secret(namespace, name)).get(key)
+
+    def connect(self, client: OAuthClient) -> tuple[ServerConnection, ServerKey]:
+        """The ServerConnection for ``client``'s serverRef. Raises ConfigurationError / DependencyNotReady."""
+        key = server_key(client)
+        spec, version = self._server_spec(key)
+        http = self._shared_for(key, version, spec).http if spec is not None else None
+        # resolve_server owns the isolation rules (which namespace, which Secrets); it gets the document
+        # fetched above so the shared HTTP client and the spec always belong together.
+        conn = resolve_server(client, lambda _kind, _namespace, _name: spec, self._find_secret,
+                              cluster_resource_namespace=self.cluster_resource_namespace, http=http)
+        return conn, key
+
+    def _shared_for(self, key: ServerKey, version: str, spec: AuthorizationServerSpec) -> _Shared:
+        with self._lock:
+            shared = self._shared.get(key)
+            if shared is None or shared.version != version:
+                if shared is not None:
+                    shared.http.close()
+                try:
+                    http = self.http_factory(http_settings(spec), f"{key[0]}/{key[1] + '/' if key[1] else ''}{key[2]}")
+                except ConfigurationError as exc:
+                    raise ConfigurationError(str(exc), document=f"{key[0]}/{key[2]}") from None
+                slots = threading.BoundedSemaphore(spec.max_concurrency) if spec.max_concurrency else None
+                shared = _Shared(version, http, slots)
+                self._shared[key] = shared
+            return shared
+
+    @contextlib.contextmanager
+    def slot(self, key: ServerKey) -> Iterator[None]:
+        """Hold one of the AS's maxConcurrency slots for the duration of a reconcile."""
+        shared = self._shared.get(key)
+        slots = shared.slots if shared else None
+        if slots is None:
+            yield
+            return
+        with slots:
+            yield
+
+    def close(self) -> None:
+        with self._lock:
+            for shared in self._shared.values():
+                shared.http.close()
+            self._shared.clear()
+

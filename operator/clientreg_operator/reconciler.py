@@ -1,0 +1,361 @@
+"""One reconcile of one OAuthClient: cluster state in, engine, Secrets + status + Events out.
+
+Synchronous on purpose: the engine is, and its ``save`` must have written the record Secret before it
+returns (a new registration access token is never held only in memory). The async handlers run this
+in a worker thread, one reconcile per object at a time.
+
+Every trigger (create, update, resume, the schedule, the rotate annotation) runs :meth:`Reconciler.reconcile`;
+events about the Secrets the operator owns run :meth:`Reconciler.heal`, which restores the credentials
+Secret from the record without bothering the authorization server.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from clientreg import engine
+from clientreg.engine import ActionKind, Desired, Outcome, Plan, Reason
+from clientreg.errors import ClientregError, ConfigurationError, DependencyNotReady, RateLimited
+from clientreg.record import RegistrationRecord
+from clientreg.server import ServerConnection
+from clientreg.spec import AuthorizationServerSpec, OAuthClient, parse_document
+
+from . import status as st
+from .cluster import Body, Cluster, Conflict
+from .connections import Connections
+from .conventions import ROTATE_ANNOTATION, record_secret_name
+from .metrics import Metrics
+from .secrets import SecretConflict, SecretWriter, is_owned_by, read_record, render_credentials, render_record
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+_MIN_REQUEUE = 1.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the caller needs to schedule the next look."""
+
+    #: Deletion only: True when the client is gone (or orphaned) and the finalizer may go.
+    finished: bool = True
+    #: Seconds until the next reconcile is due; None: only a change to the resource brings one.
+    requeue_after: float | None = None
+    #: The credentials in the Secret were replaced (rotation, re-registration): consumers may restart.
+    rotated: bool = False
+    secret_name: str | None = None
+    client_id: str | None = None
+    reason: str | None = None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reconciler:
+    def __init__(self, cluster: Cluster, connections: Connections, *, drift_check_interval: float,
+                 metrics: Metrics | None = None, clock: Clock = _utc_now, backoff_base: float = 5.0,
+                 backoff_max: float = 300.0) -> None:
+        self.cluster = cluster
+        self.connections = connections
+        self.writer = SecretWriter(cluster)
+        self.drift_check_interval = drift_check_interval
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._failures: dict[tuple[str, str], int] = {}
+
+    # --- entry points ---------------------------------------------------------------------------------
+
+    def reconcile(self, namespace: str, name: str) -> Result:
+        started = time.monotonic()
+        try:
+            result = self._reconcile(namespace, name)
+        except Exception:
+            self.metrics.reconciles.labels("crash").inc()
+            raise
+        finally:
+            self.metrics.duration.observe(time.monotonic() - started)
+        return result
+
+    def heal(self, namespace: str, name: str) -> Result | None:
+        """Restore the credentials Secret from the record. Falls back to a full reconcile when the record
+        itself is missing or being deleted. None when there was nothing to do."""
+        body = self.cluster.get_client(namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        try:
+            client = _parse(body)
+        except ConfigurationError:
+            return None
+        record_secret = self.cluster.get_secret(namespace, record_secret_name(name))
+        if record_secret is None or record_secret["metadata"].get("deletionTimestamp"):
+            return self.reconcile(namespace, name)
+        record = read_record(record_secret)
+        if record is None:
+            return self.reconcile(namespace, name)
+        try:
+            restored = self._publish(body, client, record)
+        except SecretConflict:
+            return None
+        if restored:
+            self.cluster.post_event(body, warning=True, reason="SecretRestored",
+                                    message=f"Secret {client.secret_name} was changed or deleted; restored it "
+                                            f"from the registration of client {record.client_id}")
+        return None
+
+    # --- the reconcile ---------------------------------------------------------------------------------
+
+    def _reconcile(self, namespace: str, name: str) -> Result:
+        body = self.cluster.get_client(namespace, name)
+        if body is None:
+            self.metrics.forget(namespace, name)
+            self._failures.pop((namespace, name), None)
+            return Result()
+        deleting = bool(body["metadata"].get("deletionTimestamp"))
+        try:
+            client = _parse(body)
+        except ConfigurationError as exc:
+            # Waits for the next edit of the resource: retrying cannot fix a spec.
+            self._report(body, None, None, None, exc, secret_name=None)
+            self.metrics.reconciles.labels("invalid").inc()
+            return Result(finished=False, reason=exc.reason)
+
+        record_name = record_secret_name(name)
+        try:
+            record = self._load_record(body, record_name, deleting)
+        except ClientregError as exc:
+            return self._failed(body, client, None, exc)
+        if deleting and record is None:
+            self.writer.release(namespace, record_name)
+            self.metrics.forget(namespace, name)
+            return Result(finished=True)
+
+        latest: list[RegistrationRecord | None] = [record]
+
+        def save(new: RegistrationRecord | None) -> None:
+            # Called by the engine after every answer from the AS: written before the next request.
+            if new is None:
+                self.writer.release(namespace, record_name)
+            else:
+                self.writer.publish(render_record(new, name=record_name, namespace=namespace, client_name=name,
+                                                  owner=body), owner_uid=body["metadata"]["uid"])
+            latest[0] = new
+
+        desired = Desired.from_client(client, deleting=deleting,
+                                      rotation_request=(body["metadata"].get("annotations") or {})
+                                      .get(ROTATE_ANNOTATION))
+        now = self.clock()
+        plan: Plan | None = None
+        outcome: Outcome | None = None
+        error: ClientregError | None = None
+        try:
+            try:
+                server, key = self.connections.connect(client)
+            except (ConfigurationError, DependencyNotReady):
+                if not (deleting and record is not None):
+                    raise
+                # A namespace being deleted takes its AuthorizationServer first: the record still knows
+                # where the client lives and holds its registration access token.
+                server, key = _connection_from_record(record), ("", "", "")
+            with self.connections.slot(key):
+                plan, outcome = engine.reconcile(desired, record, server, save, now)
+        except ClientregError as exc:
+            error = exc
+        record = latest[0]
+
+        if deleting:
+            if error is not None:
+                return self._failed(body, client, record, error)
+            for event in outcome.events if outcome else []:
+                self.cluster.post_event(body, warning=event.warning, reason=event.reason, message=event.message)
+            self.metrics.forget(namespace, name)
+            self._failures.pop((namespace, name), None)
+            return Result(finished=True, reason=outcome.reason if outcome else None)
+
+        credentials_were = _credentials_of(body)
+        if record is not None:
+            try:
+                self._publish(body, client, record)
+            except SecretConflict as exc:
+                error = error or exc
+            except ClientregError as exc:
+                error = error or exc
+        if error is not None:
+            return self._failed(body, client, record, error, outcome=outcome)
+
+        assert outcome is not None and plan is not None
+        self._count(plan)
+        self._failures.pop((namespace, name), None)
+        self._report(body, client, record, outcome, None, secret_name=client.secret_name)
+        rotated = record is not None and credentials_were is not None and credentials_were != record.client_id
+        self.metrics.reconciles.labels("success").inc()
+        return Result(requeue_after=self._requeue_after(desired, record, now), rotated=rotated,
+                      secret_name=client.secret_name, client_id=record.client_id if record else None,
+                      reason=outcome.reason)
+
+    def _load_record(self, body: Body, record_name: str, deleting: bool) -> RegistrationRecord | None:
+        namespace = body["metadata"]["namespace"]
+        secret = self.cluster.get_secret(namespace, record_name)
+        record = read_record(secret)
+        if secret is not None and not is_owned_by(secret, body["metadata"]["uid"]):
+            # Left by an earlier OAuthClient of the same name whose finalizer was removed by hand. Registering
+            # now would fail to persist (the name is taken) and orphan a client: stop before the AS is asked.
+            raise SecretConflict(f"record Secret {namespace}/{record_name} belongs to another OAuthClient: delete "
+                                 "its client at the AS if needed, then remove the Secret's finalizer and the Secret")
+        if secret is not None and secret["metadata"].get("deletionTimestamp") and record and not deleting:
+            # Someone deleted the record while the client lives: its finalizer kept it readable. Write it
+            # anew so the registration access token is not lost.
+            self.writer.release(namespace, record_name)
+            self._recreate_record(body, record_name, record)
+        return record
+
+    def _recreate_record(self, body: Body, record_name: str, record: RegistrationRecord) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        desired = render_record(record, name=record_name, namespace=namespace, client_name=name, owner=body)
+        for _ in range(50):
+            try:
+                self.cluster.create_secret(namespace, desired)
+                break
+            except Conflict:
+                time.sleep(0.1)  # the old object is still being removed
+        self.cluster.post_event(body, warning=True, reason="RecordRestored",
+                                message=f"the record Secret {record_name} was deleted; wrote it anew")
+
+    def _publish(self, body: Body, client: OAuthClient, record: RegistrationRecord) -> bool:
+        namespace = body["metadata"]["namespace"]
+        desired = render_credentials(record, client.spec.secret_template, name=client.secret_name,
+                                     namespace=namespace, client_name=client.metadata.name, owner=body)
+        written = self.writer.publish(desired, owner_uid=body["metadata"]["uid"])
+        previous = (body.get("status") or {}).get("secretName")
+        if previous and previous != client.secret_name:
+            old = self.cluster.get_secret(namespace, previous)
+            if old is not None and is_owned_by(old, body["metadata"]["uid"]):
+                self.cluster.delete_secret(namespace, previous)
+        return written
+
+    def _failed(self, body: Body, client: OAuthClient, record: RegistrationRecord | None, error: ClientregError,
+                outcome: Outcome | None = None) -> Result:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
+        if isinstance(error, RateLimited) and error.retry_after:
+            delay = max(delay, error.retry_after)
+        self.metrics.errors.labels(error.reason).inc()
+        self.metrics.reconciles.labels("error").inc()
+        log.warning("reconcile of OAuthClient %s/%s failed (%s): %s; retrying in %.0fs", key[0], key[1],
+                    error.reason, error, delay)
+        self._report(body, client, record, outcome, error, secret_name=client.secret_name)
+        return Result(finished=False, requeue_after=delay, reason=error.reason)
+
+    def _requeue_after(self, desired: Desired, record: RegistrationRecord | None, now: datetime) -> float:
+        after = self.drift_check_interval
+        wakeup = engine.next_wakeup(desired, record)
+        if wakeup is not None:
+            after = min(after, (wakeup - now).total_seconds())
+        return max(_MIN_REQUEUE, after)
+
+    def _count(self, plan: Plan) -> None:
+        for action in plan.actions:
+            if action.kind is ActionKind.REGISTER:
+                self.metrics.registrations.labels(action.reason).inc()
+            elif action.kind is ActionKind.ROTATE:
+                self.metrics.registrations.labels(action.reason).inc()
+                self.metrics.rotations.labels(action.reason).inc()
+
+    # --- status and events -------------------------------------------------------------------------------
+
+    def _report(self, body: Body, client: OAuthClient | None, record: RegistrationRecord | None,
+                outcome: Outcome | None, error: ClientregError | None, *, secret_name: str | None) -> None:
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        now = self.clock()
+        old = body.get("status") or {}
+        previous = old.get("conditions") or []
+        generation = meta.get("generation")
+        expires = record.expires_at() if record else None
+        usable = record is not None and (expires is None or expires > now) and not isinstance(error, SecretConflict)
+        secret = secret_name or "(none)"
+
+        if error is not None:
+            reason = "Waiting" if isinstance(error, DependencyNotReady) else error.reason
+            message = str(error)
+            if usable and record is not None:
+                message += f" (the credentials of client {record.client_id} in Secret {secret} still work)"
+            synced: tuple[st.ConditionStatus, str, str] = ("False", reason, str(error))
+        elif outcome is not None and not outcome.synced:
+            reason, message = outcome.reason, outcome.message
+            synced = ("False", reason, message)
+        else:
+            reason = Reason.IN_SYNC
+            message = (f"client {record.client_id} is registered and matches its spec; credentials in Secret "
+                       f"{secret}") if record else "nothing registered"
+            synced = ("True", Reason.IN_SYNC, "the authorization server holds the declared metadata")
+        if record is not None and not usable and expires is not None and expires <= now and error is None:
+            reason, message = "SecretExpired", f"the client secret expired at {st.rfc3339(expires)}"
+        ready_status: st.ConditionStatus = "True" if usable else "False"
+        conditions = [
+            st.condition(st.READY, ready_status, str(reason), message, generation=generation, previous=previous,
+                         now=now),
+            st.condition(st.SYNCED, synced[0], str(synced[1]), synced[2], generation=generation, previous=previous,
+                         now=now),
+        ]
+        next_rotation = None
+        if record is not None and client is not None:
+            desired = Desired.from_client(client)
+            next_rotation = engine.next_wakeup(desired, record.model_copy(update={"retiring": []}))
+        facts = st.record_facts(record, next_rotation)
+        if client is not None:
+            ref = client.spec.server_ref
+            facts["server"] = f"{ref.kind}/{ref.name}"
+            facts["secretName"] = client.secret_name
+        new = st.with_conditions(facts, conditions, generation)
+
+        # Events: what the engine did, then any change of the Ready condition not already told.
+        told = set()
+        for event in outcome.events if outcome else []:
+            self.cluster.post_event(body, warning=event.warning, reason=str(event.reason), message=event.message)
+            told.add(str(event.reason))
+        old_ready = st.ready_reason(old)
+        # After an action the engine's own event already tells the story; a condition change needs its own
+        # event when nothing else was said (recovery, waiting) or when something is wrong.
+        quiet = bool(told) and ready_status == "True" and error is None
+        if old_ready != (ready_status, str(reason)) and str(reason) not in told and not quiet:
+            self.cluster.post_event(body, warning=error is not None or ready_status != "True", reason=str(reason),
+                                    message=message)
+
+        patch = st.status_patch(old, new)
+        if patch is not None:
+            self.cluster.patch_client_status(namespace, name, patch)
+        self.metrics.client_state(namespace, name, ready=usable, client_id=record.client_id if record else None,
+                                  expires_at=expires.timestamp() if expires else None)
+
+
+def _parse(body: Body) -> OAuthClient:
+    document: dict[str, Any] = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
+    parsed = parse_document(document)
+    assert isinstance(parsed, OAuthClient)
+    return parsed
+
+
+def _connection_from_record(record: RegistrationRecord) -> ServerConnection:
+    endpoint = record.registration_endpoint or record.registration_client_uri or record.issuer
+    if not endpoint:
+        raise ConfigurationError(f"the server of client {record.client_id} is gone and the record does not say "
+                                 "where it lived: set deletionPolicy: Orphan to let the resource go")
+    log.warning("server of client %s is gone; deleting it with default HTTP settings", record.client_id)
+    return ServerConnection.for_spec(AuthorizationServerSpec(registration_endpoint=endpoint),
+                                     name="(deleted server)")
+
+
+def _credentials_of(body: Body) -> str | None:
+    """The client ID the status last reported: a different one after this reconcile means new credentials."""
+    return (body.get("status") or {}).get("clientId")
+

@@ -1,0 +1,206 @@
+"""The two Secrets of an OAuthClient: the credentials workloads mount, and the operator-only record.
+
+Rendering is pure (a record and a template in, a Secret body out) so the Pulumi provider's Kubernetes
+option can publish the same Secret; :class:`SecretWriter` does the writing against any
+:class:`~clientreg_operator.cluster.Cluster`, and only when the content differs (no write for a
+stable client, and tampering is undone on the next look).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from clientreg.errors import ClientregError, StateError
+from clientreg.record import RegistrationRecord
+from clientreg.spec import SecretTemplate
+
+from .cluster import Body, Cluster, Conflict
+from .conventions import (
+    CLIENT_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    RECORD_FINALIZER,
+    RECORD_KEY,
+    RECORD_SECRET_TYPE,
+    ROLE_CREDENTIALS,
+    ROLE_LABEL,
+    ROLE_RECORD,
+    label_value,
+)
+
+log = logging.getLogger(__name__)
+
+
+class SecretConflict(ClientregError):
+    """The Secret name is taken by a Secret this OAuthClient does not own: never overwrite it."""
+
+    reason = "SecretConflict"
+
+
+def encode(data: dict[str, str]) -> dict[str, str]:
+    return {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+
+
+def decode(secret: Body | None) -> dict[str, str]:
+    if not secret:
+        return {}
+    out = {key: base64.b64decode(value).decode(errors="replace") for key, value in (secret.get("data") or {}).items()}
+    # stringData never comes back from the API server, but a fake or a hand-written body may carry it.
+    out.update(secret.get("stringData") or {})
+    return out
+
+
+def owner_reference(owner: Body) -> dict[str, Any]:
+    """Garbage collection with the OAuthClient: controller=True marks which object writes the Secret."""
+    meta = owner["metadata"]
+    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def is_owned_by(secret: Body, owner_uid: str) -> bool:
+    refs = secret.get("metadata", {}).get("ownerReferences") or []
+    return any(ref.get("uid") == owner_uid and ref.get("controller") for ref in refs)
+
+
+def _labels(client_name: str, role: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    labels = dict(extra or {})
+    # Ours last: a template must not be able to hide a Secret from the operator's watch.
+    labels.update({MANAGED_BY_LABEL: MANAGED_BY, ROLE_LABEL: role, CLIENT_LABEL: label_value(client_name)})
+    return labels
+
+
+def credentials_data(record: RegistrationRecord, template: SecretTemplate) -> dict[str, str]:
+    """What workloads read: client ID and secret under the template's keys, endpoints, extra keys."""
+    secret = record.client_secret.get_secret_value() if record.client_secret else None
+    values = {"clientId": record.client_id, "clientSecret": secret or "", "issuer": record.issuer or "",
+              "tokenEndpoint": record.token_endpoint or ""}
+    data: dict[str, str] = {}
+    for key, text in template.extra_data.items():
+        for placeholder, value in values.items():
+            text = text.replace("{" + placeholder + "}", value)
+        data[key] = text
+    data[template.client_id_key] = record.client_id
+    if secret is not None:
+        data[template.client_secret_key] = secret
+    if template.issuer_key and record.issuer:
+        data[template.issuer_key] = record.issuer
+    if template.token_endpoint_key and record.token_endpoint:
+        data[template.token_endpoint_key] = record.token_endpoint
+    return data
+
+
+def render_credentials(record: RegistrationRecord, template: SecretTemplate | None, *, name: str, namespace: str,
+                       client_name: str, owner: Body | None = None) -> Body:
+    template = template or SecretTemplate()
+    metadata: Body = {"name": name, "namespace": namespace,
+                      "labels": _labels(client_name, ROLE_CREDENTIALS, template.labels)}
+    if template.annotations:
+        metadata["annotations"] = dict(template.annotations)
+    if owner is not None:
+        metadata["ownerReferences"] = [owner_reference(owner)]
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque",
+            "data": encode(credentials_data(record, template))}
+
+
+def render_record(record: RegistrationRecord, *, name: str, namespace: str, client_name: str,
+                  owner: Body | None = None) -> Body:
+    metadata: Body = {"name": name, "namespace": namespace, "labels": _labels(client_name, ROLE_RECORD),
+                      "finalizers": [RECORD_FINALIZER],
+                      "annotations": {"clientreg.dev/note": "Registration access token and state of an "
+                                      "OAuthClient; workloads never need it. Deleting it orphans the client."}}
+    if owner is not None:
+        metadata["ownerReferences"] = [owner_reference(owner)]
+    payload = json.dumps(record.to_storage(), sort_keys=True, separators=(",", ":"))
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": RECORD_SECRET_TYPE,
+            "data": encode({RECORD_KEY: payload})}
+
+
+def read_record(secret: Body | None) -> RegistrationRecord | None:
+    if secret is None:
+        return None
+    text = decode(secret).get(RECORD_KEY)
+    if not text:
+        return None
+    try:
+        return RegistrationRecord.from_storage(json.loads(text))
+    except (ValueError, ValidationError) as exc:
+        name = secret.get("metadata", {}).get("name")
+        raise StateError(f"record Secret {name} is unreadable ({type(exc).__name__}): restore it from a backup, "
+                         "or delete it to register a new client (the old one stays at the AS)") from None
+
+
+def _differs(existing: Body, desired: Body) -> bool:
+    """True when ``existing`` lacks something ``desired`` demands (foreign labels and annotations may stay)."""
+    if (existing.get("data") or {}) != desired["data"] or existing.get("type", "Opaque") != desired["type"]:
+        return True
+    have, want = existing.get("metadata", {}), desired["metadata"]
+    for field in ("labels", "annotations"):
+        if any((have.get(field) or {}).get(k) != v for k, v in (want.get(field) or {}).items()):
+            return True
+    if want.get("ownerReferences") and not any(
+            r.get("uid") == want["ownerReferences"][0]["uid"] for r in have.get("ownerReferences") or []):
+        return True
+    return not set(want.get("finalizers") or []) <= set(have.get("finalizers") or [])
+
+
+def _merged(existing: Body, desired: Body) -> Body:
+    body = json.loads(json.dumps(desired))
+    have, meta = existing.get("metadata", {}), body["metadata"]
+    for field in ("labels", "annotations"):
+        merged = dict(have.get(field) or {})
+        merged.update(meta.get(field) or {})
+        if merged:
+            meta[field] = merged
+    meta["finalizers"] = sorted(set(have.get("finalizers") or []) | set(meta.get("finalizers") or []))
+    if not meta["finalizers"]:
+        del meta["finalizers"]
+    meta["resourceVersion"] = have.get("metadata", {}).get("resourceVersion") or have.get("resourceVersion")
+    return body
+
+
+class SecretWriter:
+    """Writes a Secret only when it differs, and never one that belongs to someone else."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def publish(self, desired: Body, *, owner_uid: str | None, existing: Body | None = None,
+                read_first: bool = True) -> bool:
+        """Create or update ``desired``; True when something was written."""
+        namespace, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+        if existing is None and read_first:
+            existing = self.cluster.get_secret(namespace, name)
+        if existing is None:
+            try:
+                self.cluster.create_secret(namespace, desired)
+                return True
+            except Conflict:
+                existing = self.cluster.get_secret(namespace, name)
+                if existing is None:
+                    raise
+        if owner_uid is not None and not is_owned_by(existing, owner_uid):
+            raise SecretConflict(f"Secret {namespace}/{name} already exists and is not managed by this OAuthClient: "
+                                 "choose another spec.secretName or delete that Secret")
+        if not _differs(existing, desired):
+            return False
+        body = _merged(existing, desired)
+        try:
+            self.cluster.replace_secret(namespace, name, body)
+        except Conflict:
+            # Someone wrote it between our read and our write: start over from what is there now.
+            fresh = self.cluster.get_secret(namespace, name)
+            if fresh is None:
+                self.cluster.create_secret(namespace, desired)
+            else:
+                self.cluster.replace_secret(namespace, name, _merged(fresh, desired))
+        return True
+
+    def release(self, namespace: str, name: str) -> None:
+        """Drop the record finalizer and delete the Secret: the operator is done with it."""
+        self.cluster.patch_secret(namespace, name, {"metadata": {"finalizers": None}})
+        self.cluster.delete_secret(namespace, name)
