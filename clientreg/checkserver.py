@@ -48,8 +48,9 @@ class Report:
 
 
 def _probe_metadata(tag: str) -> dict[str, Any]:
+    # response_types: [] — RFC 7591 defaults it to ["code"], which makes redirect_uris mandatory.
     return {"client_name": f"clientreg check-server {tag}", "grant_types": ["client_credentials"],
-            "token_endpoint_auth_method": "client_secret_basic"}
+            "response_types": [], "token_endpoint_auth_method": "client_secret_basic"}
 
 
 def check_server(issuer: str, *, initial_access_token: str | None = None, registration_endpoint: str | None = None,
