@@ -100,13 +100,13 @@ def test_register_token_and_noop(session: Session) -> None:
 def test_update_reaches_the_server(session: Session) -> None:
     session.reconcile(session.client())
     plan, outcome = session.reconcile(session.client(clientName="renamed by conformance",
-                                                     contacts=["ops@example.com"]))
+                                                     clientUri="https://conformance.example.com"))
     assert plan.reason is Reason.SPEC_CHANGED and outcome.ready, outcome.message
     assert session.calls["PUT"] == 1
     read = session.read()
     assert read.metadata.get("client_name") == "renamed by conformance"
     assert session.reconcile(session.client(clientName="renamed by conformance",
-                                            contacts=["ops@example.com"]))[0].reason is Reason.IN_SYNC
+                                            clientUri="https://conformance.example.com"))[0].reason is Reason.IN_SYNC
     assert session.token_works()
 
 
