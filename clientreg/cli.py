@@ -23,8 +23,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from . import publish
 from .documents import DEFAULT_NAMESPACE, DocumentSet, load_documents
-from .engine import Desired, Outcome, Plan, next_wakeup, observe, plan, reconcile
+from .engine import Desired, Outcome, Plan, Reason, fetch_published, next_wakeup, observe, plan, reconcile
 from .errors import ClientregError, ConfigurationError, describe
 from .http import HttpClient, HttpSettings
 from .record import RegistrationRecord
@@ -128,10 +129,14 @@ class Runner:
     """One apply (or plan) over a document set, sharing server connections and the state lock."""
 
     def __init__(self, docs: DocumentSet, store: LocalStore, *, cluster_ns: str,
-                 http_settings: HttpSettings | None = None) -> None:
+                 http_settings: HttpSettings | None = None, publish_dir: Path | None = None) -> None:
         self.docs, self.store, self.cluster_ns = docs, store, cluster_ns
         self.http_settings = http_settings
+        self.publish_dir = publish_dir
         self.connections: dict[tuple[str, str, str], ServerConnection] = {}
+        # Published documents (CIMD, JWKS at jwks_uri) live on the client's web host, not at an AS.
+        self.documents_http = HttpClient(HttpSettings(retries=1, max_body_bytes=256 * 1024))
+        self.fetch = fetch_published(self.documents_http)
 
     def check_references(self) -> None:
         """Every serverRef resolves before anything is sent: no half-applied folder over a typo."""
@@ -164,7 +169,14 @@ class Runner:
         desired = Desired.from_client(client, deleting=deleting, rotation_request=request)
         try:
             server = self.connection(client)
-            _, outcome = reconcile(desired, entry.record, server, self._saver(entry))
+            _, outcome = reconcile(desired, entry.record, server, self._saver(entry), fetch=self.fetch)
+            if self.publish_dir is not None and outcome.record is not None:
+                written = publish.write_tree(self.publish_dir, publish.documents(outcome.record))
+                for path in written:
+                    log.info("%s/%s: wrote %s", ns, name, path)
+                if written and not outcome.ready and outcome.reason in (Reason.DOCUMENT_NOT_PUBLISHED, Reason.DRIFT):
+                    # Served straight from the folder (a dev host, a synced bucket): check once more now.
+                    _, outcome = reconcile(desired, outcome.record, server, self._saver(entry), fetch=self.fetch)
         except ClientregError as exc:
             entry.status = {**entry.status, "ready": False, "synced": False, "reason": exc.reason,
                             "message": str(exc), "updatedAt": datetime.now(UTC).isoformat()}
@@ -186,9 +198,11 @@ class Runner:
             if _without_time(status) != _without_time(entry.status) or request:
                 entry.status = status
                 self.store.write(entry)
+        # Waiting for a document to be published is a dependency, not a failure (exit 3, like a Secret).
+        waiting = 3 if outcome.reason == Reason.DOCUMENT_NOT_PUBLISHED else 0
         return Result(ns, name, outcome.ready, str(outcome.reason), outcome.message,
                       outcome.record.client_id if outcome.record else None,
-                      outcome.record.client_secret_expires_at if outcome.record else None)
+                      outcome.record.client_secret_expires_at if outcome.record else None, exit_code=waiting)
 
     def plan_one(self, client: OAuthClient) -> Result:
         ns, name = client.metadata.namespace or DEFAULT_NAMESPACE, client.metadata.name
@@ -197,7 +211,7 @@ class Runner:
         try:
             server = self.connection(client)
             # A read may hand out a new registration access token: that one write is not optional.
-            observation = observe(entry.record, server, self._saver(entry))
+            observation = observe(entry.record, server, self._saver(entry), fetch=self.fetch)
         except ClientregError as exc:
             return Result(ns, name, False, exc.reason, str(exc), exit_code=exc.exit_code)
         the_plan: Plan = plan(desired, entry.record, observation, datetime.now(UTC))
@@ -217,6 +231,7 @@ class Runner:
     def close(self) -> None:
         for conn in self.connections.values():
             conn.close()
+        self.documents_http.close()
 
 
 def _print_results(results: list[Result], output: str) -> None:
@@ -267,14 +282,18 @@ def _select(docs: DocumentSet, names: tuple[str, ...]) -> list[OAuthClient]:
               help="Clients reconciled at once (each AS's own rate limit still applies).")
 @click.option("--cluster-resource-namespace", default=DEFAULT_CLUSTER_RESOURCE_NAMESPACE, show_default=True,
               help="Namespace whose Secrets ClusterAuthorizationServers read.")
+@click.option("--publish-dir", envvar="CLIENTREG_PUBLISH_DIR", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Write documents the AS fetches from the web (Client ID Metadata Documents, JWKS at "
+                   "jwksUri) to DIR/<host>/<path>, for static hosting.")
 @click.argument("names", nargs=-1)
 def apply(paths: tuple[Path, ...], state_dir: Path, output: str, concurrency: int,
-          cluster_resource_namespace: str, names: tuple[str, ...]) -> None:
+          cluster_resource_namespace: str, publish_dir: Path | None, names: tuple[str, ...]) -> None:
     """Register or update every OAuthClient in the files. Exit 0 only when all are Ready."""
     docs = _load(paths)
     clients = _select(docs, names)
     store = LocalStore(state_dir)
-    runner = Runner(docs, store, cluster_ns=cluster_resource_namespace)
+    runner = Runner(docs, store, cluster_ns=cluster_resource_namespace, publish_dir=publish_dir)
     try:
         runner.check_references()
         with store.locked(), ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -374,9 +393,12 @@ def credentials(name: str, state_dir: Path, namespace: str | None, output: str) 
     entry = _one(LocalStore(state_dir), name, namespace)
     record = entry.record
     assert record is not None
-    values = {"client_id": record.client_id,
-              "client_secret": record.client_secret.get_secret_value() if record.client_secret else None,
-              "issuer": record.issuer, "token_endpoint": record.token_endpoint}
+    values: dict[str, str | None] = {
+        "client_id": record.client_id,
+        "client_secret": record.client_secret.get_secret_value() if record.client_secret else None,
+        "issuer": record.issuer, "token_endpoint": record.token_endpoint}
+    # private_key_jwt: the current private key (PEM), its kid and algorithm, instead of a secret.
+    values.update({k: v for k, v in record.credentials().items() if k not in values})
     if output == "json":
         click.echo(json.dumps(values, indent=2))
     else:
@@ -576,15 +598,20 @@ def check_server(issuer: str, initial_access_token_file: Path | None, registrati
 @click.option("--secret-lifetime", type=int, default=None, help="Issued secrets expire after N seconds.")
 @click.option("--no-rat-rotation", is_flag=True, help="Keep the registration access token on update.")
 @click.option("--allowed-scopes", default=None, help="Space-separated; other requested scopes are dropped.")
+@click.option("--no-cimd", is_flag=True, help="Refuse Client ID Metadata Document clients.")
+@click.option("--fetch-allow-loopback", is_flag=True,
+              help="TESTING ONLY: let CIMD documents and jwks_uri be fetched from loopback addresses.")
 def dev_server(host: str, port: int, db: Path | None, initial_access_token: str | None,
-               secret_lifetime: int | None, no_rat_rotation: bool, allowed_scopes: str | None) -> None:
+               secret_lifetime: int | None, no_rat_rotation: bool, allowed_scopes: str | None, no_cimd: bool,
+               fetch_allow_loopback: bool) -> None:
     """Run the embedded development AS (RFC 7591/7592/8414 on Authlib)."""
     from .devserver import DevServerSettings, serve
 
     serve(DevServerSettings(host=host, port=port, db_path=db, initial_access_token=initial_access_token,
                             rotate_registration_access_token=not no_rat_rotation,
                             secret_lifetime=secret_lifetime,
-                            allowed_scopes=allowed_scopes.split() if allowed_scopes else None))
+                            allowed_scopes=allowed_scopes.split() if allowed_scopes else None,
+                            cimd=not no_cimd, fetch_allow_loopback=fetch_allow_loopback))
 
 
 __all__ = ["describe", "main"]

@@ -22,6 +22,12 @@ def normalize(field: str, value: Any) -> Any:
         return frozenset(value.split())
     if field in SET_VALUED and isinstance(value, list):
         return frozenset(json.dumps(v, sort_keys=True) for v in value)
+    # A JWK Set is a set of keys (RFC 7517 §5: order carries no meaning); "keys" is that member of a
+    # JWKS document served at a jwks_uri.
+    if field == "jwks" and isinstance(value, dict) and isinstance(value.get("keys"), list) and len(value) == 1:
+        return frozenset(json.dumps(k, sort_keys=True) for k in value["keys"])
+    if field == "keys" and isinstance(value, list):
+        return frozenset(json.dumps(k, sort_keys=True) for k in value)
     return json.dumps(value, sort_keys=True)
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from . import rfc7591, rfc7592
+from . import keys as keypairs
+from . import publish, rfc7591, rfc7592
 from .drift import describe_refusals, differences, drifted
 from .durations import parse_duration
 from .errors import (
@@ -28,12 +29,14 @@ from .errors import (
     CredentialsRejected,
     NotPermitted,
     OperationUnsupported,
+    ProtocolError,
     StateError,
 )
-from .record import RegistrationRecord, RetiringClient
+from .http import HttpClient, HttpSettings
+from .record import ClientKey, RegistrationRecord, RetiringClient
 from .rfc7591 import ClientInformation
 from .server import ServerConnection
-from .spec import OAuthClient, Rotation, request_metadata
+from .spec import KeyPair, OAuthClient, Rotation, request_metadata
 
 log = logging.getLogger("clientreg.engine")
 
@@ -52,6 +55,10 @@ class Reason(enum.StrEnum):
     DELETED = "Deleted"
     ORPHANED = "Orphaned"
     IN_SYNC = "InSync"
+    #: A document the AS reads from the web (CIMD, JWKS at jwks_uri) is not served yet, or not as rendered.
+    DOCUMENT_NOT_PUBLISHED = "DocumentNotPublished"
+    #: Event: a private_key_jwt key was replaced; the old one stays in the JWKS for the grace period.
+    KEY_ROTATED = "KeyRotated"
 
 
 class ActionKind(enum.StrEnum):
@@ -62,6 +69,12 @@ class ActionKind(enum.StrEnum):
     DELETE = "delete"
     FORGET = "forget"
     REPORT = "report"
+    #: private_key_jwt: add a new key to the JWKS (RFC 7592 PUT or re-published document).
+    ROTATE_KEY = "rotate-key"
+    #: private_key_jwt: drop a retiring key from the JWKS once its grace period is over.
+    RETIRE_KEY = "retire-key"
+    #: Nothing to send: a published document must first match (not Ready until it does).
+    AWAIT_PUBLICATION = "await-publication"
 
 
 @dataclass(frozen=True)
@@ -75,7 +88,7 @@ class Action:
 
     @property
     def writes(self) -> bool:
-        return self.kind not in (ActionKind.REPORT, ActionKind.FORGET)
+        return self.kind not in (ActionKind.REPORT, ActionKind.FORGET, ActionKind.AWAIT_PUBLICATION)
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,8 @@ class Desired:
     deletion_policy: Literal["Delete", "Orphan"] = "Delete"
     deleting: bool = False
     rotation_request: str | None = None
+    #: private_key_jwt keys clientreg generates and holds; the declared jwks is derived from the record.
+    key_pair: KeyPair | None = None
 
     @classmethod
     def from_client(cls, client: OAuthClient, *, deleting: bool = False,
@@ -118,10 +133,22 @@ class Desired:
         return cls(key=f"{client.metadata.namespace or 'default'}/{client.metadata.name}",
                    metadata=spec.wire_metadata(), spec_hash=spec.spec_hash(), registration=spec.registration,
                    client_id_url=spec.client_id_url, rotation=spec.rotation,
-                   deletion_policy=spec.deletion_policy, deleting=deleting, rotation_request=rotation_request)
+                   deletion_policy=spec.deletion_policy, deleting=deleting, rotation_request=rotation_request,
+                   key_pair=spec.key_pair)
 
     def grace(self) -> timedelta:
         return self.rotation.grace() if self.rotation else timedelta(minutes=10)
+
+    def with_keys(self, record: RegistrationRecord | None) -> Desired:
+        """This Desired with the ``jwks`` its record's keys imply, unless the keys are published at a
+        jwks_uri: what is declared, registered and compared for drift is the public half of the keys
+        clientreg holds."""
+        return self.with_key_list(record.keys if record is not None else [])
+
+    def with_key_list(self, keys: list[ClientKey]) -> Desired:
+        if self.key_pair is None or not keys or "jwks_uri" in self.metadata:
+            return self
+        return replace(self, metadata={**self.metadata, "jwks": keypairs.jwks(keys)})
 
 
 class Observed(enum.StrEnum):
@@ -133,10 +160,22 @@ class Observed(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class Published:
+    """What one URL of :func:`clientreg.publish.documents` served when observed."""
+
+    url: str
+    #: The parsed JSON; None when nothing usable was served (see ``detail``).
+    document: Any = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Observation:
     state: Observed
     info: ClientInformation | None = None
     detail: str = ""
+    #: Published documents as fetched (CIMD, JWKS at jwks_uri); empty when none exist or none were read.
+    published: tuple[Published, ...] = ()
 
     @classmethod
     def not_read(cls) -> Observation:
@@ -193,6 +232,7 @@ def next_wakeup(desired: Desired, record: RegistrationRecord | None) -> datetime
     if record is None:
         return None
     times = [r.delete_after for r in record.retiring]
+    times += [k.remove_after for k in record.keys if k.remove_after is not None]
     rotation = next_rotation(desired, record)
     if rotation is not None:
         times.append(rotation)
@@ -202,6 +242,7 @@ def next_wakeup(desired: Desired, record: RegistrationRecord | None) -> datetime
 def plan(desired: Desired, record: RegistrationRecord | None, observed: Observation, now: datetime) -> Plan:
     """Decide what to do. Pure: no I/O, no clock of its own."""
     actions: list[Action] = []
+    desired = desired.with_keys(record)
     if desired.deleting:
         if record is None:
             return Plan(())
@@ -217,6 +258,10 @@ def plan(desired: Desired, record: RegistrationRecord | None, observed: Observat
         if record.spec_hash != desired.spec_hash or record.client_id != desired.client_id_url:
             actions.append(Action(ActionKind.REGISTER, Reason.SPEC_CHANGED,
                                   "client metadata document changed; publishing it anew"))
+        elif desired.key_pair is not None and record.keys:
+            rotate = rotation_due(desired, record, now)
+            if rotate:
+                actions.append(_as_key_rotation(rotate))
     elif observed.state is Observed.GONE:
         actions.append(Action(ActionKind.REGISTER, Reason.CLIENT_GONE,
                               f"client {record.client_id} no longer exists at the AS; registering anew"))
@@ -226,7 +271,9 @@ def plan(desired: Desired, record: RegistrationRecord | None, observed: Observat
                               "registering anew"))
     else:
         rotate = rotation_due(desired, record, now)
-        if rotate:
+        if rotate and _rotates_key(desired, record, observed):
+            actions.append(_as_key_rotation(rotate))
+        elif rotate:
             actions.append(rotate)
         elif record.spec_hash != desired.spec_hash:
             if observed.state is Observed.UNSUPPORTED or record.registration_client_uri is None:
@@ -246,11 +293,20 @@ def plan(desired: Desired, record: RegistrationRecord | None, observed: Observat
                 actions.append(Action(ActionKind.UPDATE, Reason.DRIFT,
                                       f"changed at the AS: {', '.join(fields)}; restoring declared values",
                                       fields=fields))
+        if not actions:
+            actions.extend(_publication_checks(record, observed))
         if not actions and record.refused and record.refused_for_hash == desired.spec_hash:
             actions.append(Action(ActionKind.REPORT, Reason.REFUSED,
                                   "the AS did not keep declared values: "
                                   + describe_refusals(desired.metadata, record.refused)))
+    if record is not None and desired.registration == "cimd" and not actions:
+        actions.extend(_publication_checks(record, observed))
     if record is not None:
+        for key in record.keys:
+            if key.remove_after is not None and now >= key.remove_after:
+                actions.append(Action(ActionKind.RETIRE_KEY, Reason.GRACE_OVER,
+                                      f"grace period of old key {key.kid} is over; removing it from the JWKS",
+                                      target=key.kid))
         for old in record.retiring:
             if now >= old.delete_after:
                 actions.append(Action(ActionKind.DELETE_RETIRING, Reason.GRACE_OVER,
@@ -259,17 +315,104 @@ def plan(desired: Desired, record: RegistrationRecord | None, observed: Observat
     return Plan(tuple(actions))
 
 
+def _rotates_key(desired: Desired, record: RegistrationRecord, observed: Observation) -> bool:
+    """Rotation replaces the key, not the client, when the new key can reach the AS without a new
+    registration: an RFC 7592 update of ``jwks``, or a re-published JWKS at ``jwks_uri``."""
+    if desired.key_pair is None or not record.keys:
+        return False
+    if "jwks_uri" in desired.metadata:
+        return True
+    return record.registration_client_uri is not None and observed.state is not Observed.UNSUPPORTED
+
+
+def _as_key_rotation(rotate: Action) -> Action:
+    return Action(ActionKind.ROTATE_KEY, rotate.reason, rotate.message.replace("rotating", "rotating the key")
+                  if "rotating" in rotate.message else f"{rotate.message}: rotating the client key")
+
+
+def _publication_checks(record: RegistrationRecord, observed: Observation) -> list[Action]:
+    """Published documents that do not serve what the record says. Only URLs that were actually
+    read count: a plan made without looking claims nothing about them."""
+    seen = {p.url: p for p in observed.published}
+    actions = []
+    for url, expected in publish.documents(record).items():
+        served = seen.get(url)
+        if served is None:
+            continue
+        if served.document is None:
+            actions.append(Action(ActionKind.AWAIT_PUBLICATION, Reason.DOCUMENT_NOT_PUBLISHED,
+                                  f"{url} does not serve the document yet ({served.detail or 'nothing served'})",
+                                  target=url))
+            continue
+        fields = publish.differences(expected, served.document)
+        if fields:
+            actions.append(Action(ActionKind.AWAIT_PUBLICATION, Reason.DRIFT,
+                                  f"{url} serves a different document ({', '.join(fields)}); publish the "
+                                  "rendered one", target=url, fields=tuple(fields)))
+    return actions
+
+
 # --- observe --------------------------------------------------------------------------------------------
 
 Save = Callable[[RegistrationRecord | None], None]
 
 
-def observe(record: RegistrationRecord | None, server: ServerConnection, save: Save) -> Observation:
-    """One RFC 7592 read. A RAT or secret the AS returns is persisted before anything else happens."""
-    if record is None or record.registration == "cimd":
+#: GET a published document's URL and return its JSON; raise ClientregError when nothing usable is served.
+Fetch = Callable[[str], Any]
+
+
+def fetch_published(http: HttpClient) -> Fetch:
+    """A :data:`Fetch` through clientreg's HttpClient (https, no redirects, bounded body)."""
+
+    def fetch(url: str) -> Any:
+        response = http.request("GET", url, retry=False)
+        if response.status_code != 200:
+            raise ProtocolError(f"GET {url} answered HTTP {response.status_code}", status=response.status_code,
+                                url=url)
+        try:
+            return response.json()
+        except ValueError:
+            raise ProtocolError(f"GET {url} did not return JSON", url=url) from None
+
+    return fetch
+
+
+def _observe_published(record: RegistrationRecord, fetch: Fetch | None) -> tuple[Published, ...]:
+    expected = publish.documents(record)
+    if not expected:
+        return ()
+    own: HttpClient | None = None
+    if fetch is None:
+        # Documents live on the client's web host, not at the AS: its caBundle and rate limit do not apply.
+        own = HttpClient(HttpSettings(retries=1, max_body_bytes=256 * 1024))
+        fetch = fetch_published(own)
+    seen = []
+    try:
+        for url in expected:
+            try:
+                seen.append(Published(url, document=fetch(url)))
+            except ClientregError as exc:
+                seen.append(Published(url, detail=str(exc)))
+    finally:
+        if own is not None:
+            own.close()
+    return tuple(seen)
+
+
+def observe(record: RegistrationRecord | None, server: ServerConnection, save: Save, *,
+            fetch: Fetch | None = None) -> Observation:
+    """One RFC 7592 read, plus a GET of every published document (CIMD, JWKS at jwks_uri).
+
+    A RAT or secret the AS returns is persisted before anything else happens. ``fetch`` replaces how
+    published documents are read (the CLI shares one client; an operator may guard it against SSRF).
+    """
+    if record is None:
         return Observation.not_read()
+    if record.registration == "cimd":
+        return Observation(Observed.NOT_READ, published=_observe_published(record, fetch))
     if record.registration_client_uri is None or record.registration_access_token is None:
-        return Observation(Observed.UNSUPPORTED, detail="no registration_client_uri: RFC 7592 not offered")
+        return Observation(Observed.UNSUPPORTED, detail="no registration_client_uri: RFC 7592 not offered",
+                           published=_observe_published(record, fetch))
     try:
         info = rfc7592.read(server.http, record.registration_client_uri, record.registration_access_token)
     except ClientGone as exc:
@@ -277,10 +420,10 @@ def observe(record: RegistrationRecord | None, server: ServerConnection, save: S
     except CredentialsRejected as exc:
         return Observation(Observed.UNAUTHORIZED, detail=str(exc))
     except OperationUnsupported as exc:
-        return Observation(Observed.UNSUPPORTED, detail=str(exc))
+        return Observation(Observed.UNSUPPORTED, detail=str(exc), published=_observe_published(record, fetch))
     if _absorb_credentials(record, info):
         save(record)
-    return Observation(Observed.PRESENT, info=info)
+    return Observation(Observed.PRESENT, info=info, published=_observe_published(record, fetch))
 
 
 def _absorb_credentials(record: RegistrationRecord, info: ClientInformation) -> bool:
@@ -341,11 +484,31 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
             events.append(Event(action.reason, f"{action.message}: client {record.client_id}"))
         elif action.kind is ActionKind.UPDATE:
             assert record is not None
-            record = _update(desired, record, observed, server, save)
+            if _ensure_current_key(record, desired, now):
+                # A key pair just declared (or its algorithm changed): kept before the AS hears of it.
+                save(record)
+                credentials_changed = True
+            record = _update(desired.with_keys(record), record, observed, server, save)
             events.append(Event(action.reason, action.message))
             if record.refused:
                 events.append(Event(Reason.REFUSED, "the AS did not keep declared values: "
-                                    + describe_refusals(desired.metadata, record.refused), warning=True))
+                                    + describe_refusals(desired.with_keys(record).metadata, record.refused),
+                                    warning=True))
+        elif action.kind is ActionKind.ROTATE_KEY:
+            assert record is not None
+            new, old = _rotate_keys(record, desired, now)
+            record.last_rotation = now
+            record.rotation_request = desired.rotation_request or record.rotation_request
+            _publish_keys(desired, record, observed, server, save)
+            credentials_changed = True
+            kept = f"; old key {', '.join(old)} stays in the JWKS until {(now + desired.grace()).isoformat()}" \
+                if old else ""
+            events.append(Event(Reason.KEY_ROTATED, f"{action.message}: new key {new}{kept}"))
+        elif action.kind is ActionKind.RETIRE_KEY:
+            assert record is not None
+            record.keys = [k for k in record.keys if k.kid != action.target]
+            _publish_keys(desired, record, observed, server, save)
+            events.append(Event(action.reason, f"removed old key {action.target} from the JWKS"))
         elif action.kind is ActionKind.DELETE_RETIRING:
             assert record is not None
             event = _delete_retiring(record, action.target or "", server, save)
@@ -361,25 +524,111 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
             save(None)
             events.append(Event(action.reason, action.message))
             return Outcome(None, action.reason, action.message, ready=False, synced=True, events=events)
-        elif action.kind is ActionKind.REPORT:
+        elif action.kind in (ActionKind.REPORT, ActionKind.AWAIT_PUBLICATION):
             synced = False
     if record is None:
         return Outcome(None, plan_.reason, plan_.message, ready=False, synced=False, events=events)
     reason, message = plan_.reason, plan_.message
+    pending = _pending_publication(record, observed)
+    if pending is not None:
+        # The AS reads these documents from the web: until they match, it sees an old client or none.
+        reason, message = pending
+        return Outcome(record, reason, message, ready=False, synced=False, events=events,
+                       credentials_changed=credentials_changed)
+    declared = desired.with_keys(record).metadata
     if record.refused and record.refused_for_hash == desired.spec_hash:
         # Ready (the client works) but not Synced: the standing fact beats what this run happened to do,
         # which the events already tell.
         synced = False
         reason = Reason.REFUSED
-        message = "the AS did not keep declared values: " + describe_refusals(desired.metadata, record.refused)
+        message = "the AS did not keep declared values: " + describe_refusals(declared, record.refused)
     return Outcome(record, reason, message, ready=True, synced=synced, events=events,
                    credentials_changed=credentials_changed)
 
 
+def _pending_publication(record: RegistrationRecord, observed: Observation) -> tuple[Reason, str] | None:
+    """The first published document that is not served as rendered (documents this run changed count:
+    what was observed before the change is out of date)."""
+    seen = {p.url: p for p in observed.published}
+    for url, expected in publish.documents(record).items():
+        served = seen.get(url)
+        if served is None or served.document is None:
+            why = served.detail if served is not None and served.detail else "not served yet"
+            return Reason.DOCUMENT_NOT_PUBLISHED, f"publish the rendered document at {url} ({why})"
+        fields = publish.differences(expected, served.document)
+        if fields:
+            return Reason.DRIFT, f"{url} serves a different document ({', '.join(fields)}); publish the rendered one"
+    return None
+
+
+def _ensure_current_key(record: RegistrationRecord, desired: Desired, now: datetime) -> bool:
+    """Give the record a current key of the declared algorithm; True when one was generated."""
+    if desired.key_pair is None:
+        return False
+    current = record.current_key()
+    if current is not None and current.algorithm == desired.key_pair.algorithm:
+        return False
+    _rotate_keys(record, desired, now)
+    return True
+
+
+def _rotate_keys(record: RegistrationRecord, desired: Desired, now: datetime) -> tuple[str, list[str]]:
+    """A new current key; the old current one retires after the grace period. (new kid, old kids)."""
+    assert desired.key_pair is not None
+    new = keypairs.generate(desired.key_pair.algorithm, now=now, rsa_key_size=desired.key_pair.rsa_key_size)
+    old: list[str] = []
+    keys = []
+    for key in record.keys:
+        if key.remove_after is None:
+            key = key.model_copy(update={"remove_after": now + desired.grace()})
+            old.append(key.kid)
+        keys.append(key)
+    record.keys = [*keys, new]
+    return new.kid, old
+
+
+def _publish_keys(desired: Desired, record: RegistrationRecord, observed: Observation, server: ServerConnection,
+                  save: Save) -> None:
+    """Make the record's key set reach the AS. The keys are saved first: a private key the AS accepts
+    must never exist only in memory."""
+    save(record)
+    if record.registration == "cimd":
+        assert desired.client_id_url is not None
+        record.server_metadata = _render_cimd(desired.with_keys(record))
+        save(record)
+    elif "jwks_uri" not in desired.metadata and record.registration_client_uri is not None:
+        _update(desired.with_keys(record), record, observed, server, save)
+
+
+def _render_cimd(desired: Desired) -> dict[str, Any]:
+    from .cimd import render_document
+
+    assert desired.client_id_url is not None
+    # The implied wire values too (response_types: [] for client_credentials-only clients): an AS reads
+    # the document as if it were a registration request.
+    return render_document(desired.client_id_url, request_metadata(desired.metadata))
+
+
+def _keys_for(action: Action, desired: Desired, previous: RegistrationRecord | None,
+              now: datetime) -> list[ClientKey]:
+    """The keys a (re-)registration carries: the previous ones (a client re-registered after it vanished
+    keeps working with the same key), a fresh one on rotation or when none is current."""
+    if desired.key_pair is None:
+        return []
+    holder = RegistrationRecord(client_id="-", keys=list(previous.keys) if previous else [])
+    if action.kind is ActionKind.ROTATE and holder.keys:
+        _rotate_keys(holder, desired, now)
+    else:
+        _ensure_current_key(holder, desired, now)
+    return holder.keys
+
+
 def _register(action: Action, desired: Desired, previous: RegistrationRecord | None,
               server: ServerConnection, save: Save, now: datetime) -> RegistrationRecord:
+    keys = _keys_for(action, desired, previous, now)
+    desired = desired.with_key_list(keys)
     if desired.registration == "cimd":
-        return _publish_cimd(desired, previous, server, save, now)
+        return _publish_cimd(desired, previous, keys, server, save, now)
     server.check_policy(desired.metadata)
     # Credentials first: a missing initial access token is a wait, and waiting costs no request.
     iat, statement = server.initial_access_token, server.software_statement
@@ -393,7 +642,7 @@ def _register(action: Action, desired: Desired, previous: RegistrationRecord | N
         registration_access_token=info.registration_access_token,
         registration_endpoint=endpoint, spec_hash=desired.spec_hash, server_metadata=info.metadata,
         registered_at=now, rotation_request=desired.rotation_request,
-        retiring=list(previous.retiring) if previous else [],
+        retiring=list(previous.retiring) if previous else [], keys=keys,
     )
     if previous is not None:
         record.rotation_request = desired.rotation_request or previous.rotation_request
@@ -430,19 +679,20 @@ def _persist_registration(record: RegistrationRecord, save: Save) -> None:
                          f"{type(exc).__name__}; delete that client at the AS by hand") from exc
 
 
-def _publish_cimd(desired: Desired, previous: RegistrationRecord | None, server: ServerConnection,
-                  save: Save, now: datetime) -> RegistrationRecord:
-    from .cimd import render_document
-
+def _publish_cimd(desired: Desired, previous: RegistrationRecord | None, keys: list[ClientKey],
+                  server: ServerConnection, save: Save, now: datetime) -> RegistrationRecord:
     if not server.supports_cimd:
         raise OperationUnsupported(
             "the AS does not advertise client_id_metadata_document_supported (CIMD §5): use registration: dcr")
     assert desired.client_id_url is not None
-    document = render_document(desired.client_id_url, desired.metadata)
+    document = _render_cimd(desired)
     record = RegistrationRecord(client_id=desired.client_id_url, registration="cimd",
-                                spec_hash=desired.spec_hash, server_metadata=document, registered_at=now,
+                                spec_hash=desired.spec_hash, server_metadata=document,
+                                registered_at=previous.registered_at if previous else now,
                                 issuer=server.issuer, token_endpoint=server.token_endpoint,
-                                last_rotation=previous.last_rotation if previous else None)
+                                last_rotation=previous.last_rotation if previous else None,
+                                rotation_request=previous.rotation_request if previous else desired.rotation_request,
+                                declared_fields=sorted(desired.metadata), keys=keys)
     save(record)
     return record
 
@@ -524,17 +774,18 @@ def _delete_all(record: RegistrationRecord, server: ServerConnection, save: Save
 
 
 def reconcile(desired: Desired, record: RegistrationRecord | None, server: ServerConnection, save: Save,
-              now: datetime | None = None) -> tuple[Plan, Outcome]:
+              now: datetime | None = None, *, fetch: Fetch | None = None) -> tuple[Plan, Outcome]:
     """observe → plan → apply: what every front end runs for one resource."""
     now = now or datetime.now(UTC)
     if not desired.deleting and desired.registration == "dcr":
         server.check_policy(desired.metadata)
-    observation = observe(record, server, save) if not desired.deleting else Observation.not_read()
+    observation = observe(record, server, save, fetch=fetch) if not desired.deleting else Observation.not_read()
     the_plan = plan(desired, record, observation, now)
     return the_plan, apply(the_plan, desired, record, observation, server, save, now)
 
 
 __all__ = [
-    "Action", "ActionKind", "ConfigurationError", "Desired", "Event", "Observation", "Observed", "Outcome",
-    "Plan", "Reason", "apply", "next_rotation", "next_wakeup", "observe", "plan", "reconcile", "rotation_due",
+    "Action", "ActionKind", "ConfigurationError", "Desired", "Event", "Fetch", "Observation", "Observed", "Outcome",
+    "Plan", "Published", "Reason", "apply", "fetch_published", "next_rotation", "next_wakeup", "observe", "plan",
+    "reconcile", "rotation_due",
 ]

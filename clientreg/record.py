@@ -26,6 +26,23 @@ class RetiringClient(BaseModel):
     reason: str = "Rotated"
 
 
+class ClientKey(BaseModel):
+    """One key pair of a ``private_key_jwt`` client (see :mod:`clientreg.keys`).
+
+    ``remove_after`` is None for the current key; a retiring key keeps working (it stays in the
+    registered JWKS) until then, and is dropped from the JWKS at the AS once that time has passed.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+    kid: str
+    algorithm: str
+    #: PKCS#8 PEM. Only :meth:`RegistrationRecord.to_storage` and the credentials output reveal it.
+    private_key: SecretStr
+    public_jwk: dict[str, Any]
+    created_at: datetime
+    remove_after: datetime | None = None
+
+
 class RegistrationRecord(BaseModel):
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
@@ -54,6 +71,38 @@ class RegistrationRecord(BaseModel):
     #: The last rotation request honoured (annotation value, Pulumi trigger, CLI request id).
     rotation_request: str | None = None
     retiring: list[RetiringClient] = Field(default_factory=list)
+    #: private_key_jwt key pairs clientreg generated: the current one and those retiring. Their public
+    #: halves are the client's declared ``jwks`` (or the JWKS published at its ``jwks_uri``).
+    keys: list[ClientKey] = Field(default_factory=list)
+
+    def current_key(self) -> ClientKey | None:
+        """The key workloads sign with: the newest one not retiring."""
+        current = [k for k in self.keys if k.remove_after is None]
+        return max(current, key=lambda k: k.created_at) if current else None
+
+    def public_jwks(self) -> dict[str, Any]:
+        """The JWK Set of every key still valid (current and retiring), newest first."""
+        ordered = sorted(self.keys, key=lambda k: k.created_at, reverse=True)
+        return {"keys": [dict(k.public_jwk) for k in ordered]}
+
+    def credentials(self) -> dict[str, str]:
+        """What workloads need, secrets revealed: for the CLI's ``credentials``, Secrets and outputs.
+
+        A ``private_key_jwt`` client gets ``private_key`` (PEM), ``key_id`` and ``key_algorithm``
+        instead of ``client_secret``: the JWKS at the AS holds only public keys.
+        """
+        out = {"client_id": self.client_id}
+        if self.client_secret is not None:
+            out["client_secret"] = self.client_secret.get_secret_value()
+        key = self.current_key()
+        if key is not None:
+            out.update(private_key=key.private_key.get_secret_value(), key_id=key.kid,
+                       key_algorithm=key.algorithm)
+        if self.issuer:
+            out["issuer"] = self.issuer
+        if self.token_endpoint:
+            out["token_endpoint"] = self.token_endpoint
+        return out
 
     def expires_at(self) -> datetime | None:
         """When the secret stops working; None when it never expires (RFC 7591: 0 means never)."""
@@ -68,6 +117,8 @@ class RegistrationRecord(BaseModel):
         data["registration_access_token"] = _reveal(self.registration_access_token)
         for out, old in zip(data["retiring"], self.retiring, strict=True):
             out["registration_access_token"] = _reveal(old.registration_access_token)
+        for out, key in zip(data["keys"], self.keys, strict=True):
+            out["private_key"] = key.private_key.get_secret_value()
         return data
 
     @classmethod

@@ -239,6 +239,20 @@ class Rotation(_Model):
         return parse_duration(self.grace_period)
 
 
+class KeyPair(_Model):
+    """A key pair clientreg generates and holds for ``private_key_jwt`` (RFC 7523 §2.2).
+
+    The public key is registered as the client's ``jwks`` (or, with ``jwksUri``, published there); the
+    private key is handed to workloads instead of a client secret. ``rotation.period`` and rotation
+    requests replace the key; the old one stays in the JWKS until ``rotation.gracePeriod`` is over.
+    """
+
+    algorithm: Literal["ES256", "RS256"] = Field(
+        "ES256", description="JWS algorithm of the key (RFC 7518 §3.1). ES256 is small and supported by every "
+        "server clientreg is tested with.")
+    rsa_key_size: Literal[2048, 3072, 4096] = Field(2048, description="Modulus size for RS256 keys.")
+
+
 class SecretTemplate(_Model):
     """Shape of the Secret workloads read (operator, and the Pulumi provider's Kubernetes option)."""
 
@@ -321,6 +335,10 @@ class OAuthClientSpec(_Model):
     additional_metadata: dict[str, Any] = Field(
         default_factory=dict, description="More registration metadata, by wire name (client_name#ja, …).")
 
+    key_pair: KeyPair | None = Field(
+        None, description="private_key_jwt only: clientreg generates the client's key pair, registers its "
+        "public key (jwks, or the JWKS published at jwksUri) and rotates it with an overlap.")
+
     secret_name: str | None = Field(None, description="Secret receiving the credentials. Default: "
                                     "<name>-oauth.")
     secret_template: SecretTemplate | None = None
@@ -369,6 +387,8 @@ class OAuthClientSpec(_Model):
                              "(RFC 7591 §2); for machine-to-machine clients set grantTypes: [client_credentials]")
         if self.jwks is not None and self.jwks_uri is not None:
             raise ValueError("jwks and jwksUri must not both be set (RFC 7591 §2)")
+        if self.key_pair is not None:
+            _check_key_pair(self)
         if self.registration == "cimd":
             if not self.client_id_url:
                 raise ValueError("registration: cimd needs clientIdUrl")
@@ -392,8 +412,11 @@ class OAuthClientSpec(_Model):
 
     def spec_hash(self) -> str:
         """Identifies what was last applied: the declared metadata and the registration kind."""
-        canonical = json.dumps({"m": self.wire_metadata(), "r": self.registration, "u": self.client_id_url},
-                               sort_keys=True, separators=(",", ":"))
+        shape: dict[str, Any] = {"m": self.wire_metadata(), "r": self.registration, "u": self.client_id_url}
+        if self.key_pair is not None:
+            # Only when set, so that the hashes of clients without keys (and their records) do not move.
+            shape["k"] = self.key_pair.model_dump(mode="json")
+        canonical = json.dumps(shape, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -417,6 +440,20 @@ def request_metadata(declared: dict[str, Any]) -> dict[str, Any]:
 
 def _camel_for(wire: str) -> str:
     return next((c for c, w in WIRE_NAMES.items() if w == wire), wire)
+
+
+def _check_key_pair(spec: OAuthClientSpec) -> None:
+    assert spec.key_pair is not None
+    if spec.token_endpoint_auth_method != "private_key_jwt":
+        raise ValueError("keyPair is only for tokenEndpointAuthMethod: private_key_jwt (RFC 7523 §2.2); "
+                         f"tokenEndpointAuthMethod is {spec.token_endpoint_auth_method!r}")
+    if spec.jwks is not None:
+        raise ValueError("jwks must not be set with keyPair: clientreg derives the client's jwks from the key "
+                         "pair it holds (set jwksUri instead to publish the key set yourself)")
+    alg = spec.token_endpoint_auth_signing_alg
+    if alg is not None and alg != spec.key_pair.algorithm:
+        raise ValueError(f"tokenEndpointAuthSigningAlg {alg!r} differs from keyPair.algorithm "
+                         f"{spec.key_pair.algorithm!r}: the AS would refuse every assertion (RFC 7591 §2)")
 
 
 def _check_cimd_url(url: str) -> None:

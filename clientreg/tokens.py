@@ -1,9 +1,14 @@
-"""Token requests with issued credentials: proof that a registration really works (RFC 6749 §4.4)."""
+"""Token requests with issued credentials: proof that a registration really works (RFC 6749 §4.4).
+
+Shared-secret clients authenticate with HTTP Basic or form fields (RFC 6749 §2.3.1); ``private_key_jwt``
+clients with an assertion signed by the record's current key (RFC 7523 §2.2).
+"""
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -11,6 +16,7 @@ from pydantic import SecretStr
 
 from .errors import ConfigurationError, ProtocolError
 from .http import HttpClient
+from .keys import ASSERTION_TYPE, client_assertion
 from .record import RegistrationRecord
 
 
@@ -23,19 +29,31 @@ class TokenResult:
 
 
 def client_credentials_token(http: HttpClient, record: RegistrationRecord, *, scope: str | None = None,
-                             token_endpoint: str | None = None) -> TokenResult:
+                             token_endpoint: str | None = None, audience: str | None = None,
+                             now: datetime | None = None) -> TokenResult:
+    """A client_credentials token. ``audience`` is the assertion's ``aud`` for private_key_jwt: the token
+    endpoint by default (RFC 7523 §3; Ory Hydra accepts nothing else), or the issuer."""
     endpoint = token_endpoint or record.token_endpoint
     if not endpoint:
         raise ConfigurationError(f"no token endpoint known for client {record.client_id}: set "
                                  "spec.tokenEndpoint on its AuthorizationServer")
-    if record.client_secret is None:
-        raise ConfigurationError(f"client {record.client_id} has no client secret; a client_credentials "
-                                 "request needs one")
     method = record.server_metadata.get("token_endpoint_auth_method", "client_secret_basic")
     form = {"grant_type": "client_credentials"}
     if scope:
         form["scope"] = scope
     headers: dict[str, str] = {}
+    key = record.current_key()
+    if method == "private_key_jwt" or (record.client_secret is None and key is not None):
+        if key is None:
+            raise ConfigurationError(f"client {record.client_id} uses private_key_jwt but clientreg holds no "
+                                     "key for it: declare spec.keyPair")
+        assertion = client_assertion(key, record.client_id, audience or endpoint, now=now or datetime.now(UTC))
+        # RFC 7523 §2.2; client_id too, as RFC 6749 §3.2.1 lets servers require it.
+        form.update(client_id=record.client_id, client_assertion_type=ASSERTION_TYPE, client_assertion=assertion)
+        return _token_request(http, record, endpoint, form, headers)
+    if record.client_secret is None:
+        raise ConfigurationError(f"client {record.client_id} has no client secret; a client_credentials "
+                                 "request needs one")
     secret = record.client_secret.get_secret_value()
     if method == "client_secret_post":
         form.update(client_id=record.client_id, client_secret=secret)
@@ -43,6 +61,11 @@ def client_credentials_token(http: HttpClient, record: RegistrationRecord, *, sc
         # RFC 6749 §2.3.1: form-urlencode both parts before base64.
         pair = f"{quote(record.client_id, safe='')}:{quote(secret, safe='')}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    return _token_request(http, record, endpoint, form, headers)
+
+
+def _token_request(http: HttpClient, record: RegistrationRecord, endpoint: str, form: dict[str, str],
+                   headers: dict[str, str]) -> TokenResult:
     response = http.request("POST", endpoint, form=form, headers=headers, retry=False)
     body: Any
     try:

@@ -7,6 +7,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .authentication import PrivateKeyJWT, shared_secret_methods
+from .cimd import ClientResolver
 from .counters import RequestCounter
 from .discovery import metadata_routes, server_metadata
 from .registration import ConfigurationEndpoint, RegistrationEndpoint
@@ -27,7 +28,7 @@ _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
 def _authorization_server(app: Flask, deployment: Deployment, storage: Storage) -> AuthorizationServer:
     app.config["OAUTH2_TOKEN_EXPIRES_IN"] = {"client_credentials": deployment.settings.access_token_lifetime}
     app.config["OAUTH2_SCOPES_SUPPORTED"] = deployment.settings.allowed_scopes
-    server = AuthorizationServer(app, query_client=storage.get_client,
+    server = AuthorizationServer(app, query_client=ClientResolver(deployment, storage).get_client,
                                  save_token=token_saver(deployment, storage))
     for method, authenticate in shared_secret_methods(deployment).items():
         server.register_client_auth_method(method, authenticate)

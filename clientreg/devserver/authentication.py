@@ -2,13 +2,12 @@
 
 Authlib provides ``client_secret_basic``, ``client_secret_post`` and ``none``; this adds the refusal of
 an expired secret (RFC 7591 ``client_secret_expires_at``) and ``private_key_jwt`` (RFC 7523 §2.2)
-verified against the client's registered ``jwks`` or ``jwks_uri``.
+verified against the client's registered ``jwks`` or ``jwks_uri`` (fetched under the SSRF guard, like
+Client ID Metadata Documents: the client chose that URL).
 """
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -21,12 +20,12 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from ..errors import ClientregError
+from .cimd import error_description, fetch_client_document
 from .models import RegisteredClient
 from .settings import Deployment
 from .storage import Storage
 
-_JWKS_FETCH_TIMEOUT_SECONDS = 5
-_JWKS_MAX_BYTES = 256 * 1024
 # How long past its "exp" an assertion is still accepted: Authlib's default leeway for clock skew.
 _ASSERTION_LEEWAY_SECONDS = 60
 
@@ -52,11 +51,8 @@ def shared_secret_methods(deployment: Deployment) -> dict[str, AuthMethod]:
     }
 
 
-def _fetch_jwks(jwks_uri: str) -> dict[str, Any]:
-    # Plain urllib: the dev server fetches from wherever the client says, usually a local test server.
-    request = urllib.request.Request(jwks_uri, headers={"Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=_JWKS_FETCH_TIMEOUT_SECONDS) as response:
-        document = json.loads(response.read(_JWKS_MAX_BYTES))
+def _fetch_jwks(deployment: Deployment, jwks_uri: str) -> dict[str, Any]:
+    document = fetch_client_document(deployment, jwks_uri)
     if not isinstance(document, dict):
         raise ValueError("not a JWK Set")
     return document
@@ -89,7 +85,10 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
             if isinstance(jwks, dict):
                 return KeySet.import_key_set(jwks)  # type: ignore[arg-type]
             if isinstance(jwks_uri, str):
-                return KeySet.import_key_set(_fetch_jwks(jwks_uri))  # type: ignore[arg-type]
+                return KeySet.import_key_set(_fetch_jwks(self._deployment, jwks_uri))  # type: ignore[arg-type]
+        except ClientregError as error:
+            raise InvalidClientError(description=error_description(
+                f"The client keys at jwks_uri could not be fetched: {error}")) from error
         except (OSError, ValueError, JoseError) as error:
             raise InvalidClientError(description="The registered client keys could not be loaded.") from error
         raise InvalidClientError(description="The client has registered neither jwks nor jwks_uri.")

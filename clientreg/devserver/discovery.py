@@ -26,7 +26,7 @@ def server_metadata(deployment: Deployment) -> AuthorizationServerMetadata:
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_SIGNING_ALGORITHMS),
         "introspection_endpoint_auth_methods_supported": list(CONFIDENTIAL_AUTH_METHODS),
         "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_SIGNING_ALGORITHMS),
-        "client_id_metadata_document_supported": False,
+        "client_id_metadata_document_supported": deployment.settings.cimd,
     }
     if deployment.settings.allowed_scopes is not None:
         document["scopes_supported"] = list(deployment.settings.allowed_scopes)

@@ -28,6 +28,11 @@ class DevServerSettings:
     ``secret_lifetime`` (seconds) sets ``client_secret_expires_at``; None means secrets never expire.
     ``allowed_scopes`` drops any other requested scope silently, like servers that rewrite metadata.
     ``dev_endpoints`` serves ``/_dev/``; None means only when bound to a loopback address.
+    ``cimd`` accepts Client ID Metadata Document clients (an https ``client_id`` whose document is fetched)
+    and advertises ``client_id_metadata_document_supported``.
+    ``fetch_allow_loopback`` is a TEST switch: documents and ``jwks_uri`` key sets may then be fetched from
+    loopback addresses (plain http included); every other private address stays refused (SSRF guard).
+    ``fetch_ca_bundle`` (PEM) replaces the system trust store for those fetches (a test CA).
     ``clock`` exists so tests can move time instead of sleeping.
     """
 
@@ -41,6 +46,9 @@ class DevServerSettings:
     issuer: str | None = None
     dev_endpoints: bool | None = None
     access_token_lifetime: int = 3600
+    cimd: bool = True
+    fetch_allow_loopback: bool = False
+    fetch_ca_bundle: str | None = field(default=None, repr=False)
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
 

@@ -38,6 +38,14 @@ CREATE TABLE IF NOT EXISTS access_tokens (
     expires_in INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS access_tokens_by_client ON access_tokens(client_id);
+-- Tokens of Client ID Metadata Document clients: no row in clients to reference (the URL is the client).
+CREATE TABLE IF NOT EXISTS document_client_tokens (
+    token_digest TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    issued_at INTEGER NOT NULL,
+    expires_in INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS assertion_ids (
     client_id TEXT NOT NULL,
     jti TEXT NOT NULL,
@@ -148,13 +156,16 @@ class Storage:
     def save_access_token(self, access_token: str, client_id: str, scope: str, issued_at: int,
                           expires_in: int) -> None:
         with self._transaction() as db:
-            db.execute("INSERT INTO access_tokens VALUES (?, ?, ?, ?, ?)",
+            registered = db.execute("SELECT 1 FROM clients WHERE client_id = ?", (client_id,)).fetchone()
+            table = "access_tokens" if registered else "document_client_tokens"
+            db.execute(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)",
                        (token_digest(access_token), client_id, scope, issued_at, expires_in))
 
     def get_access_token(self, access_token: str) -> IssuedAccessToken | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM access_tokens WHERE token_digest = ?",
-                                   (token_digest(access_token),)).fetchone()
+            row = self._db.execute("SELECT * FROM access_tokens WHERE token_digest = ? UNION ALL "
+                                   "SELECT * FROM document_client_tokens WHERE token_digest = ?",
+                                   (token_digest(access_token),) * 2).fetchone()
         if row is None:
             return None
         return IssuedAccessToken(token_digest=row["token_digest"], client_id=row["client_id"],

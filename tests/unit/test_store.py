@@ -37,7 +37,7 @@ def test_corrupt_file_is_a_state_error_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "records" / "ns" / "web.json"
     path.parent.mkdir(parents=True)
     path.write_text("{not json")
-    with pytest.raises(StateError, match="web.json"):
+    with pytest.raises(StateError, match=r"web\.json"):
         store.load("ns", "web")
 
 

@@ -1,0 +1,262 @@
+"""Fetching a URL that someone else chose, without becoming their proxy into our network (SSRF).
+
+An authorization server fetches URLs its clients name: a Client ID Metadata Document is fetched from
+the ``client_id`` itself, keys from ``jwks_uri``. Whoever registers a client (or, with CIMD, anyone
+at all) picks the target, so every fetch here follows the CIMD draft's security considerations
+(§6 "Server Side Request Forgery") and OWASP's SSRF rules:
+
+- https only (plain http only to loopback, and only behind the explicit ``allow_loopback`` test switch);
+- the host is resolved FIRST and every address it resolves to is checked; one refused address refuses
+  the URL (an attacker's DNS can mix a public and a private answer); the connection then goes to an
+  address that was checked, never to a second resolution (DNS rebinding);
+- refused: loopback (unless allowed), private (RFC 1918, ULA), link-local (169.254.0.0/16, which holds
+  the cloud metadata service 169.254.169.254, and fe80::/10), carrier-grade NAT, multicast, reserved,
+  unspecified, and IPv4 addresses hidden in IPv6 (mapped, NAT64, 6to4, Teredo) by the same rules;
+- redirects are never followed (CIMD §4.1: "MUST NOT automatically follow HTTP redirects"); a body is
+  capped; every socket operation has a timeout and the whole fetch a deadline.
+
+The guard sits in the network backend, the one place a TCP connection is made: no code path can
+reach a socket without passing it. Tests inject the resolver and the inner backend to prove that a
+refused address is never even attempted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import httpcore
+
+from .errors import PolicyViolation, ProtocolError, TransportError, redact
+
+__all__ = [
+    "FetchPolicy",
+    "FetchRefused",
+    "GuardedBackend",
+    "IPAddress",
+    "Resolver",
+    "address_refusal",
+    "fetch_json",
+    "system_resolver",
+]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: (host, port) → the IP addresses (as text) the host resolves to.
+Resolver = Callable[[str, int], Sequence[str]]
+
+USER_AGENT: Final = "clientreg-fetch/0.1"
+_CLOUD_METADATA: Final = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
+_NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
+
+
+class FetchRefused(PolicyViolation):
+    """The URL or an address it resolves to is one this process must not fetch from."""
+
+    reason = "FetchRefused"
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """How careful one fetch is. The defaults suit documents a few kilobytes long."""
+
+    #: Test switch: accept loopback addresses (and plain http to them). Never in production.
+    allow_loopback: bool = False
+    max_bytes: int = 64 * 1024
+    #: Per socket operation (connect, each read); ``deadline`` bounds the whole fetch (slow drip bodies).
+    timeout: float = 5.0
+    deadline: float = 10.0
+    #: PEM to trust instead of the system store (tests with their own CA). Not in repr: long.
+    ca_bundle: str | None = field(default=None, repr=False)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    return None
+
+
+def address_refusal(ip: IPAddress, *, allow_loopback: bool = False) -> str | None:
+    """Why ``ip`` must not be connected to, or None when it may be."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = _embedded_ipv4(ip)
+        if inner is not None:
+            why = address_refusal(inner, allow_loopback=allow_loopback)
+            return f"{why} (embedded in {ip})" if why else None
+        if ip.scope_id:
+            return "a scoped IPv6 address"
+    if ip.is_loopback:
+        return None if allow_loopback else "a loopback address"
+    if ip in _CLOUD_METADATA:
+        return "the cloud metadata service"
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if ip.is_unspecified:
+        return "the unspecified address"
+    if ip.is_private:
+        return "a private address"
+    if ip.is_reserved:
+        return "a reserved address"
+    if not ip.is_global:
+        return "not a globally routable address"
+    return None
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise TransportError(f"cannot resolve {host!r} ({exc})") from None
+    seen: list[str] = []
+    for info in infos:
+        address = str(info[4][0])
+        if address not in seen:
+            seen.append(address)
+    return seen
+
+
+class GuardedBackend(httpcore.NetworkBackend):
+    """A network backend that connects only to addresses it resolved and vetted itself."""
+
+    def __init__(self, *, allow_loopback: bool = False, resolver: Resolver = system_resolver,
+                 inner: httpcore.NetworkBackend | None = None) -> None:
+        self._allow_loopback = allow_loopback
+        self._resolver = resolver
+        self._inner = inner or httpcore.SyncBackend()
+
+    def vet(self, host: str, port: int) -> list[str]:
+        """The addresses of ``host`` to try, all of them allowed; FetchRefused otherwise."""
+        bare = host.strip("[]")
+        try:
+            addresses = [ipaddress.ip_address(bare)]
+        except ValueError:
+            # A zone index (fe80::1%eth0) only ever accompanies link-local addresses, refused below.
+            addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in self._resolver(bare, port)]
+        if not addresses:
+            raise FetchRefused(f"{host!r} resolves to no address")
+        for address in addresses:
+            why = address_refusal(address, allow_loopback=self._allow_loopback)
+            if why:
+                raise FetchRefused(f"{host!r} resolves to {address}, {why}: refused before connecting "
+                                   "(server-side request forgery guard)", rule="ssrf")
+        return [str(a) for a in addresses]
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        last: Exception | None = None
+        for address in self.vet(host, port):
+            try:
+                return self._inner.connect_tcp(address, port, timeout=timeout, local_address=local_address,
+                                               socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        raise FetchRefused("unix sockets are never fetched from", rule="ssrf")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def check_fetch_url(url: str, *, allow_loopback: bool = False) -> None:
+    """The syntactic half of the guard: scheme, userinfo, fragment, host."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise FetchRefused(f"'{redact(url, 120)}' is not a valid URL", rule="url") from None
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise FetchRefused(f"'{redact(url, 120)}' has no host", rule="url")
+    if parts.username or parts.password:
+        raise FetchRefused("a URL with userinfo (user:password@) is never fetched", rule="no-userinfo")
+    if parts.fragment or "#" in url:
+        raise FetchRefused(f"'{redact(url, 120)}' has a fragment", rule="no-fragment")
+    if port == 0:
+        raise FetchRefused(f"'{redact(url, 120)}' names port 0", rule="url")
+    if parts.scheme == "https":
+        return
+    if parts.scheme == "http" and allow_loopback and _is_loopback_name(host):
+        return
+    raise FetchRefused(f"'{redact(url, 120)}' must use https (CIMD §3; plain http is never fetched)",
+                       rule="https-required")
+
+
+def _is_loopback_name(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _ssl_context(policy: FetchPolicy) -> ssl.SSLContext:
+    if policy.ca_bundle:
+        return ssl.create_default_context(cadata=policy.ca_bundle)
+    return ssl.create_default_context()
+
+
+def fetch_json(url: str, *, policy: FetchPolicy | None = None, resolver: Resolver = system_resolver,
+               inner: httpcore.NetworkBackend | None = None, clock: Callable[[], float] = time.monotonic) -> Any:
+    """GET ``url`` under the guard and return its JSON body.
+
+    Raises FetchRefused (policy), ProtocolError (status other than 200, redirect, size, not JSON) or
+    TransportError (unreachable, timeout).
+    """
+    policy = policy or FetchPolicy()
+    check_fetch_url(url, allow_loopback=policy.allow_loopback)
+    shown = redact(url, 160)
+    backend = GuardedBackend(allow_loopback=policy.allow_loopback, resolver=resolver, inner=inner)
+    timeouts = {"connect": policy.timeout, "read": policy.timeout, "write": policy.timeout,
+                "pool": policy.timeout}
+    started = clock()
+    try:
+        with httpcore.ConnectionPool(ssl_context=_ssl_context(policy), network_backend=backend, retries=0,
+                                     max_connections=1) as pool, \
+                pool.stream("GET", url, headers=[(b"Accept", b"application/json"),
+                                                 (b"User-Agent", USER_AGENT.encode())],
+                            extensions={"timeout": timeouts}) as response:
+            if 300 <= response.status < 400:
+                raise ProtocolError(f"GET {shown} answered with a redirect, which is never followed "
+                                    "(CIMD §4.1)", status=response.status, url=url)
+            if response.status != 200:
+                raise ProtocolError(f"GET {shown} did not return the document", status=response.status, url=url)
+            declared = dict((k.lower(), v) for k, v in response.headers).get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > policy.max_bytes:
+                raise ProtocolError(f"GET {shown}: {int(declared)} bytes announced, more than the "
+                                    f"{policy.max_bytes} read", url=url)
+            chunks: list[bytes] = []
+            total = 0
+            for chunk in response.iter_stream():
+                total += len(chunk)
+                if total > policy.max_bytes:
+                    raise ProtocolError(f"GET {shown}: the body exceeds {policy.max_bytes} bytes", url=url)
+                if clock() - started > policy.deadline:
+                    raise TransportError(f"GET {shown}: not done after {policy.deadline:.0f}s", url=url)
+                chunks.append(chunk)
+    except httpcore.TimeoutException as exc:
+        raise TransportError(f"GET {shown}: {type(exc).__name__}", url=url) from None
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, ssl.SSLError) as exc:
+        raise TransportError(f"GET {shown}: {type(exc).__name__} ({redact(str(exc), 120)})", url=url) from None
+    try:
+        return json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError(f"GET {shown}: the body is not JSON", url=url) from None
