@@ -33,7 +33,7 @@ def dev_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PeerServer]:
 def oidc_provider_peer() -> Iterator[PeerServer]:
     from support.oidc_provider import running_oidc_provider
 
-    with running_oidc_provider(secret_expires_in=SECRET_LIFETIME, allowed_scopes=ALLOWED_SCOPES) as peer:
+    with running_oidc_provider(secret_expires_in=SECRET_LIFETIME, allowed_scopes=ALLOWED_SCOPES, cimd=True) as peer:
         yield peer
 
 

@@ -77,7 +77,7 @@ def running(name: str) -> Iterator[PeerServer]:
                              log_path=Path("/dev/null"))
     elif name == "oidc-provider":
         from .oidc_provider import running_oidc_provider
-        with running_oidc_provider(secret_expires_in=3600) as peer:
+        with running_oidc_provider(secret_expires_in=3600, cimd=True) as peer:
             yield peer
     elif name == "hydra":
         from .hydra import running_hydra
