@@ -1,0 +1,213 @@
+"""The OAuthClient resource's arguments and how they become the core's models.
+
+Arguments are the core spec's fields in snake_case, flattened: the registration metadata of
+:class:`clientreg.spec.OAuthClientSpec`, the :class:`clientreg.spec.AuthorizationServerSpec` to
+register at, the rotation settings, and the few values only Pulumi needs (a rotation trigger, the
+credentials of a client to adopt). Everything here is pure: no I/O, no Pulumi engine.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from clientreg.drift import same
+from clientreg.engine import Desired
+from clientreg.spec import WIRE_NAMES, AuthorizationServerSpec, OAuthClientSpec, Rotation, ServerRef
+
+# The engine's marker for a value not known before `up` (pulumi.runtime.rpc.UNKNOWN). Spelled out so
+# that this module imports without the Pulumi SDK (the unit tests and the core do not need it).
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+#: Registration metadata with a typed field in the core spec, by Python name (client_name, …).
+METADATA_ARGS: tuple[str, ...] = tuple(
+    name for name, field in OAuthClientSpec.model_fields.items() if field.alias in WIRE_NAMES)
+#: Arguments handed to OAuthClientSpec as they are.
+SPEC_ARGS: tuple[str, ...] = (*METADATA_ARGS, "additional_metadata", "registration", "client_id_url",
+                              "deletion_policy")
+#: Flat rotation arguments → fields of the core's Rotation.
+ROTATION_ARGS: dict[str, str] = {"rotate_before": "rotate_before", "rotation_period": "period",
+                                 "grace_period": "grace_period"}
+#: Arguments handed to AuthorizationServerSpec as they are.
+SERVER_ARGS: tuple[str, ...] = ("issuer", "registration_endpoint", "token_endpoint", "ca_bundle",
+                                "timeout_seconds", "allowed_redirect_hosts")
+ROTATION_TRIGGER = "rotation_trigger"
+#: A client registered elsewhere, taken over on create (Pulumi cannot import dynamic resources).
+ADOPT_ARGS: tuple[str, ...] = ("adopt_client_id", "adopt_registration_client_uri",
+                               "adopt_registration_access_token")
+#: Credentials given as inputs: always stored as Pulumi secrets, never echoed into outputs.
+SECRET_ARGS: tuple[str, ...] = ("initial_access_token", "software_statement", "adopt_registration_access_token")
+
+#: Kept in the outputs as declared, so that `diff` (which only sees old outputs) can compare them.
+ECHOED_ARGS: tuple[str, ...] = (*SPEC_ARGS, *ROTATION_ARGS, *SERVER_ARGS, ROTATION_TRIGGER)
+#: Changing these means another client at another place: a new registration, then the old one's deletion.
+REPLACE_ARGS: tuple[str, ...] = ("issuer", "registration_endpoint", "registration", "client_id_url")
+#: Outputs that hold the discovered value when the argument is not set; compared only when declared.
+DEFAULTED_ARGS: frozenset[str] = frozenset({"token_endpoint"})
+
+_WIRE_OF_ARG: dict[str, str] = {
+    name: WIRE_NAMES[field.alias] for name, field in OAuthClientSpec.model_fields.items()
+    if field.alias in WIRE_NAMES}
+_ARG_OF_WIRE: dict[str, str] = {wire: name for name, wire in _WIRE_OF_ARG.items()}
+
+# The core's messages name fields as YAML writes them (redirectUris); Pulumi users write redirect_uris.
+_CAMEL_NAMES: dict[str, str] = {
+    field.alias: name
+    for model in (OAuthClientSpec, AuthorizationServerSpec, Rotation)
+    for name, field in model.model_fields.items()
+    if field.alias and field.alias != name
+}
+_CAMEL_NAMES["spec.redirectUris"] = "redirect_uris"
+# Whole words outside URLs and paths: a field name in a redirect URI must stay as the user wrote it.
+_CAMEL_RE = re.compile(r"(?<![\w/.])(" + "|".join(sorted(map(re.escape, _CAMEL_NAMES), key=len, reverse=True))
+                       + r")(?![\w/])")
+
+
+def in_pulumi_words(message: str) -> str:
+    """Rewrite the core's camelCase field names into the resource's argument names."""
+    return _CAMEL_RE.sub(lambda m: _CAMEL_NAMES[m.group(1)], message)
+
+
+def wire_name(arg: str) -> str | None:
+    return _WIRE_OF_ARG.get(arg)
+
+
+def arg_name(wire: str) -> str | None:
+    return _ARG_OF_WIRE.get(wire)
+
+
+def has_unknowns(value: Any) -> bool:
+    if isinstance(value, str):
+        return value == UNKNOWN
+    if isinstance(value, Mapping):
+        return any(has_unknowns(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(has_unknowns(v) for v in value)
+    return False
+
+
+def _given(props: Mapping[str, Any], names: tuple[str, ...] | dict[str, str]) -> dict[str, Any]:
+    return {name: props[name] for name in names if props.get(name) is not None}
+
+
+def client_spec(props: Mapping[str, Any]) -> OAuthClientSpec:
+    """The core spec the arguments declare. Raises pydantic's ValidationError."""
+    rotation = {field: props[arg] for arg, field in ROTATION_ARGS.items() if props.get(arg) is not None}
+    # Passed as a mapping, not a Rotation, so that a bad value is reported at ("rotation", field).
+    return OAuthClientSpec(server_ref=ServerRef(name="pulumi"), rotation=rotation or None,
+                           **_given(props, SPEC_ARGS))
+
+
+def server_spec(props: Mapping[str, Any]) -> AuthorizationServerSpec:
+    return AuthorizationServerSpec(**_given(props, SERVER_ARGS))
+
+
+def rotation_request(props: Mapping[str, Any]) -> str | None:
+    """The rotation trigger as the text the record remembers; any JSON value is accepted."""
+    trigger = props.get(ROTATION_TRIGGER)
+    if trigger is None or trigger == "":
+        return None
+    return trigger if isinstance(trigger, str) else json.dumps(trigger, sort_keys=True, separators=(",", ":"))
+
+
+def desired(props: Mapping[str, Any], *, deleting: bool = False) -> Desired:
+    spec = client_spec(props)
+    return Desired(key="pulumi", metadata=spec.wire_metadata(), spec_hash=spec.spec_hash(),
+                   registration=spec.registration, client_id_url=spec.client_id_url, rotation=spec.rotation,
+                   deletion_policy=spec.deletion_policy, deleting=deleting,
+                   rotation_request=rotation_request(props))
+
+
+def secret(props: Mapping[str, Any], name: str) -> SecretStr | None:
+    value = props.get(name)
+    return SecretStr(str(value)) if value else None
+
+
+# --- check ------------------------------------------------------------------------------------------
+
+def problems(props: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Field-level validation failures (argument name, rule) of a set of arguments.
+
+    Values not known yet (preview, inputs from other resources) are left out; rules that span fields
+    are then skipped too, as they would fail on a missing value: `up` checks again once all are known.
+    """
+    known = {k: v for k, v in props.items() if not has_unknowns(v)}
+    partial = len(known) != len(props)
+    found: list[tuple[str, str]] = []
+    for build in (client_spec, server_spec):
+        try:
+            build(known)
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = _argument_of(error["loc"])
+                if partial and where is None:
+                    continue
+                argument = (where or _guess_argument(error["msg"])).split("[", 1)[0]
+                # The engine shows the argument's whole value; the rule says which item is wrong.
+                rule = _rule(error) if where in (None, argument) else f"{where}: {_rule(error)}"
+                found.append((argument, rule))
+    adopt = [name for name in ADOPT_ARGS if props.get(name)]
+    if adopt and len(adopt) != len(ADOPT_ARGS):
+        missing = sorted(set(ADOPT_ARGS) - set(adopt))
+        found.append((missing[0], "adopting an existing client needs adopt_client_id, "
+                      "adopt_registration_client_uri and adopt_registration_access_token together"))
+    if adopt and known.get("registration") == "cimd":
+        found.append(("adopt_client_id", "a Client ID Metadata Document client is not registered, so it "
+                      "cannot be adopted: leave the adopt_* arguments out"))
+    return found
+
+
+def _argument_of(loc: tuple[int | str, ...]) -> str | None:
+    names = [p for p in loc if isinstance(p, str) and not p.startswith("function-")]
+    if not names:
+        return None
+    if names[0] == "rotation" and len(names) > 1:
+        return next((arg for arg, field in ROTATION_ARGS.items() if field == names[1]), names[1])
+    path = names[0] + "".join(f"[{p}]" for p in loc[1:] if isinstance(p, int))
+    return path
+
+
+def _guess_argument(message: str) -> str:
+    # Rules that span fields name the one to change first ("redirectUris is required for …").
+    match = _CAMEL_RE.search(message)
+    return _CAMEL_NAMES[match.group(1)] if match else ""
+
+
+def _rule(error: Any) -> str:
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        return "unknown argument"
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    return in_pulumi_words(message)
+
+
+# --- diff -------------------------------------------------------------------------------------------
+
+def same_value(arg: str, old: Any, new: Any) -> bool:
+    """Whether two values of one argument mean the same registration (sets as sets, scope as words)."""
+    if old in (None, "", [], {}) and new in (None, "", [], {}):
+        return True
+    wire = wire_name(arg)
+    if wire is not None and old is not None and new is not None:
+        return same(wire, old, new)
+    if arg == "additional_metadata" and isinstance(old, Mapping) and isinstance(new, Mapping):
+        return old.keys() == new.keys() and all(same(k, old[k], new[k]) for k in old)
+    return bool(json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True))
+
+
+def changed_args(olds: Mapping[str, Any], news: Mapping[str, Any], names: tuple[str, ...]) -> list[str]:
+    out = []
+    for name in names:
+        new = news.get(name)
+        if has_unknowns(new):
+            out.append(name)
+        elif name in DEFAULTED_ARGS and new is None:
+            continue
+        elif not same_value(name, olds.get(name), new):
+            out.append(name)
+    return out

@@ -1,0 +1,137 @@
+"""``OAuthClient``: one OAuth client registered through RFC 7591 and kept in shape through RFC 7592."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import Resource
+
+from . import args
+from .provider import OAuthClientProvider
+
+#: Outputs holding credentials: encrypted in the state whatever the inputs were.
+SECRET_OUTPUTS = ["client_secret", "registration_access_token", "record"]
+
+#: Outputs computed by the provider (declared so that they become attributes of the resource).
+COMPUTED_OUTPUTS = ("client_id", "client_secret", "client_secret_expires_at", "client_id_issued_at",
+                    "registration_client_uri", "registration_access_token", "registered_metadata",
+                    "retiring_client_ids", "last_rotation", "next_action_at", "status", "status_message",
+                    "record")
+
+Str = pulumi.Input[str] | None
+StrList = pulumi.Input[list[pulumi.Input[str]]] | None
+
+
+class OAuthClient(Resource, module="clientreg", name="OAuthClient"):
+    """An OAuth client registered at an authorization server by Dynamic Client Registration.
+
+    ``pulumi up`` registers it (RFC 7591), updates it in place (RFC 7592 PUT), rotates its
+    credentials by registering a successor and deleting the old client after ``grace_period``;
+    ``pulumi refresh`` shows changes made at the AS; ``pulumi destroy`` deletes it (RFC 7592).
+    Changing ``issuer`` or ``registration_endpoint`` registers a new client and deletes the old one.
+
+    The server: ``issuer`` (metadata discovered, RFC 8414 / OpenID Connect Discovery) or
+    ``registration_endpoint``, plus an optional ``initial_access_token`` (stored as a secret),
+    ``ca_bundle`` (PEM), ``token_endpoint``, ``timeout_seconds`` and ``allowed_redirect_hosts``.
+
+    The client: the RFC 7591 / OpenID Connect registration metadata in snake_case
+    (``client_name``, ``redirect_uris``, ``grant_types``, …); anything without a typed argument
+    goes in ``additional_metadata`` by wire name. ``deletion_policy="Orphan"`` leaves the client at
+    the AS on destroy.
+
+    Rotation: a new value of ``rotation_trigger`` (any value) rotates on the next ``up``; the first
+    ``up`` inside ``rotate_before`` ahead of ``client_secret_expires_at`` rotates (default: once two
+    thirds of the secret's lifetime passed); ``rotation_period`` rotates on a schedule. The old client
+    keeps working for ``grace_period`` (default 10m) and is deleted by the first ``up`` after it.
+
+    Adoption: a client registered elsewhere is taken over on create from ``adopt_client_id``,
+    ``adopt_registration_client_uri`` and ``adopt_registration_access_token``.
+    """
+
+    client_id: pulumi.Output[str]
+    client_secret: pulumi.Output[str | None]
+    client_secret_expires_at: pulumi.Output[int]
+    """Seconds since the epoch when the secret stops working; 0 when it never expires."""
+    client_id_issued_at: pulumi.Output[int | None]
+    registration_client_uri: pulumi.Output[str | None]
+    registration_access_token: pulumi.Output[str | None]
+    issuer: pulumi.Output[str | None]
+    token_endpoint: pulumi.Output[str | None]
+    registered_metadata: pulumi.Output[dict[str, Any]]
+    """The client metadata as the AS holds it (wire names): the AS may have changed or added values."""
+    retiring_client_ids: pulumi.Output[list[str]]
+    """Old clients of a rotation, deleted by the first ``up`` after their grace period."""
+    last_rotation: pulumi.Output[str | None]
+    next_action_at: pulumi.Output[str | None]
+    """When the next time-driven action (rotation, deletion of an old client) falls due: the first
+    ``pulumi up`` after it carries it out."""
+    status: pulumi.Output[str]
+    """``InSync``, or the engine's reason (``DriftAtServer`` after a refresh, ``ServerRefusedValue``, …)."""
+    status_message: pulumi.Output[str]
+    record: pulumi.Output[dict[str, Any]]
+    """The registration record the provider keeps between runs (secret)."""
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        # --- the authorization server
+        issuer: Str = None,
+        registration_endpoint: Str = None,
+        initial_access_token: Str = None,
+        software_statement: Str = None,
+        token_endpoint: Str = None,
+        ca_bundle: Str = None,
+        timeout_seconds: pulumi.Input[float] | None = None,
+        allowed_redirect_hosts: StrList = None,
+        # --- registration metadata (RFC 7591 §2, OpenID Connect Registration §2)
+        client_name: Str = None,
+        redirect_uris: StrList = None,
+        grant_types: StrList = None,
+        response_types: StrList = None,
+        scope: Str = None,
+        token_endpoint_auth_method: Str = None,
+        contacts: StrList = None,
+        client_uri: Str = None,
+        logo_uri: Str = None,
+        tos_uri: Str = None,
+        policy_uri: Str = None,
+        jwks_uri: Str = None,
+        jwks: pulumi.Input[dict[str, Any]] | None = None,
+        software_id: Str = None,
+        software_version: Str = None,
+        post_logout_redirect_uris: StrList = None,
+        application_type: Str = None,
+        subject_type: Str = None,
+        id_token_signed_response_alg: Str = None,
+        token_endpoint_auth_signing_alg: Str = None,
+        default_max_age: pulumi.Input[int] | None = None,
+        require_auth_time: pulumi.Input[bool] | None = None,
+        initiate_login_uri: Str = None,
+        sector_identifier_uri: Str = None,
+        additional_metadata: pulumi.Input[dict[str, Any]] | None = None,
+        registration: Str = None,
+        client_id_url: Str = None,
+        # --- lifecycle
+        rotation_trigger: pulumi.Input[Any] | None = None,
+        rotate_before: Str = None,
+        rotation_period: Str = None,
+        grace_period: Str = None,
+        deletion_policy: Str = None,
+        # --- adoption of a client registered elsewhere
+        adopt_client_id: Str = None,
+        adopt_registration_client_uri: Str = None,
+        adopt_registration_access_token: Str = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        given = {name: value for name, value in locals().items()
+                 if name not in ("self", "resource_name", "opts", "__class__") and value is not None}
+        props: dict[str, Any] = dict.fromkeys(COMPUTED_OUTPUTS)
+        for name, value in given.items():
+            # Credentials given as plain strings would otherwise sit in the state's inputs unencrypted.
+            props[name] = pulumi.Output.secret(value) if name in args.SECRET_ARGS else value
+        props.setdefault("issuer", None)
+        props.setdefault("token_endpoint", None)
+        options = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+        super().__init__(OAuthClientProvider(), resource_name, props, pulumi.ResourceOptions.merge(options, opts))
