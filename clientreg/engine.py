@@ -31,6 +31,7 @@ from .errors import (
     OperationUnsupported,
     ProtocolError,
     StateError,
+    TransportError,
 )
 from .http import HttpClient, HttpSettings
 from .record import ClientKey, RegistrationRecord, RetiringClient
@@ -732,7 +733,7 @@ def _note_refusals(record: RegistrationRecord, desired: Desired, returned: dict[
 
 
 def _delete_retiring(record: RegistrationRecord, client_id: str, server: ServerConnection,
-                     save: Save) -> Event:
+                     save: Save, *, strict: bool = False) -> Event:
     old = next((r for r in record.retiring if r.client_id == client_id), None)
     if old is None:
         return Event(Reason.GRACE_OVER, f"old client {client_id} already gone")
@@ -745,6 +746,13 @@ def _delete_retiring(record: RegistrationRecord, client_id: str, server: ServerC
         except (OperationUnsupported, NotPermitted) as exc:
             event = Event(Reason.GRACE_OVER, f"could not delete old client {client_id} ({exc.reason}); "
                           "remove it at the AS by hand", warning=True)
+        except (TransportError, ProtocolError) as exc:
+            if strict:
+                raise
+            # Cleanup of an old client must not fail the reconcile of the current one: keep it
+            # retiring and try again next time.
+            return Event(Reason.GRACE_OVER, f"could not delete old client {client_id} yet ({exc.reason}); "
+                         "will retry", warning=True)
     else:
         event = Event(Reason.GRACE_OVER, f"old client {client_id} has no RFC 7592 access; remove it at "
                       "the AS by hand", warning=True)
@@ -755,7 +763,7 @@ def _delete_retiring(record: RegistrationRecord, client_id: str, server: ServerC
 
 def _delete_all(record: RegistrationRecord, server: ServerConnection, save: Save) -> None:
     for old in list(record.retiring):
-        _delete_retiring(record, old.client_id, server, save)
+        _delete_retiring(record, old.client_id, server, save, strict=True)
     if record.registration == "dcr":
         if not (record.registration_client_uri and record.registration_access_token):
             raise OperationUnsupported(f"client {record.client_id} cannot be deleted through RFC 7592 "

@@ -278,3 +278,31 @@ def test_secrets_never_in_reprs() -> None:
     text = repr(outcome) + str(outcome.record) + repr(h.server)
     assert client["client_secret"] not in text
     assert fake.rats[client["client_id"]] not in text
+
+
+def test_failed_cleanup_of_old_client_is_retried_not_fatal() -> None:
+    fake = FakeAS()
+    h = Harness(fake)
+    client = make_client(rotation={"gracePeriod": "0s"})
+    h.run(client)
+    h.run(client, rotation_request="r1")
+    assert h.stored is not None and len(h.stored.retiring) == 1
+    old = h.stored.retiring[0].client_id
+    real = fake.handle
+
+    def failing_delete(request: Any) -> Any:
+        import httpx
+
+        if request.method == "DELETE":
+            return httpx.Response(503, text="busy")
+        return real(request)
+
+    fake.handle = failing_delete  # type: ignore[method-assign]
+    h.server.http = fake.http()
+    _, outcome = h.run(client, rotation_request="r1")
+    assert outcome.ready and [r.client_id for r in h.stored.retiring] == [old]
+    assert any(e.warning and "will retry" in e.message for e in outcome.events)
+    fake.handle = real  # type: ignore[method-assign]
+    h.server.http = fake.http()
+    h.run(client, rotation_request="r1")
+    assert not h.stored.retiring and old not in fake.clients
