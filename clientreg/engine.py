@@ -422,9 +422,26 @@ def observe(record: RegistrationRecord | None, server: ServerConnection, save: S
         return Observation(Observed.UNAUTHORIZED, detail=str(exc))
     except OperationUnsupported as exc:
         return Observation(Observed.UNSUPPORTED, detail=str(exc), published=_observe_published(record, fetch))
-    if _absorb_credentials(record, info):
+    if _absorb_credentials(record, info) | _fill_endpoints(record, server):
         save(record)
     return Observation(Observed.PRESENT, info=info, published=_observe_published(record, fetch))
+
+
+def _fill_endpoints(record: RegistrationRecord, server: ServerConnection) -> bool:
+    """A registration interrupted between its two saves (see _register) lacks the endpoints workloads
+    are given; the next look fills them in. True when something changed."""
+    if record.issuer and record.token_endpoint:
+        return False
+    try:
+        issuer, token_endpoint = server.issuer, server.token_endpoint
+    except ClientregError:
+        return False
+    changed = False
+    if not record.issuer and issuer:
+        record.issuer, changed = issuer, True
+    if not record.token_endpoint and token_endpoint:
+        record.token_endpoint, changed = token_endpoint, True
+    return changed
 
 
 def _absorb_credentials(record: RegistrationRecord, info: ClientInformation) -> bool:

@@ -115,8 +115,10 @@ class HttpSettings:
 
 # --- URL policy -----------------------------------------------------------------------------
 
-def is_loopback_host(host: str) -> bool:
+def is_loopback_host(host: str | None) -> bool:
     """``localhost``, 127.0.0.0/8 or ::1: the only hosts where plain http is tolerated."""
+    if not host:
+        return False
     host = host.strip("[]").lower().rstrip(".")
     if host == "localhost":
         return True

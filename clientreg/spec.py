@@ -8,7 +8,6 @@ a 1:1 mapping to RFC 7591 / OpenID Connect Registration wire names (:data:`WIRE_
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import re
 from datetime import timedelta
@@ -28,6 +27,7 @@ from pydantic.alias_generators import to_camel
 
 from .durations import parse_duration
 from .errors import ConfigurationError
+from .http import is_loopback_host
 
 API_VERSION = "clientreg.dev/v1alpha1"
 GROUP = "clientreg.dev"
@@ -45,17 +45,6 @@ class _Model(BaseModel):
 
 
 # --- small validators ----------------------------------------------------------------------------
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
 
 def _check_web_url(value: str, *, allow_loopback_http: bool = True) -> str:
     parts = urlsplit(value)

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import httpcore
 
 from .errors import PolicyViolation, ProtocolError, TransportError, redact
+from .http import is_loopback_host
 
 __all__ = [
     "FetchPolicy",
@@ -193,19 +194,10 @@ def check_fetch_url(url: str, *, allow_loopback: bool = False) -> None:
         raise FetchRefused(f"'{redact(url, 120)}' names port 0", rule="url")
     if parts.scheme == "https":
         return
-    if parts.scheme == "http" and allow_loopback and _is_loopback_name(host):
+    if parts.scheme == "http" and allow_loopback and is_loopback_host(host):
         return
     raise FetchRefused(f"'{redact(url, 120)}' must use https (CIMD §3; plain http is never fetched)",
                        rule="https-required")
-
-
-def _is_loopback_name(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _ssl_context(policy: FetchPolicy) -> ssl.SSLContext:

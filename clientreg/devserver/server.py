@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from ..http import is_loopback_host
 from .app import DEV_PREFIX, create_app
 from .counters import RequestCounter
-from .settings import Deployment, DevServerSettings, is_loopback_host
+from .settings import Deployment, DevServerSettings
 from .storage import Storage
 
 if TYPE_CHECKING:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from ..http import is_loopback_host
 
 # Every client authentication method the dev server accepts at registration. ``none`` is for public
 # clients (authorization code + PKCE elsewhere); they can register here but get no client_credentials token.
@@ -50,15 +51,6 @@ class DevServerSettings:
     fetch_allow_loopback: bool = False
     fetch_ca_bundle: str | None = field(default=None, repr=False)
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
-
-
-def is_loopback_host(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _host_for_url(host: str) -> str:

@@ -7,12 +7,15 @@ Everything lands under ``$CLIENTREG_CACHE`` (default ``~/.cache/clientreg``), on
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import NoReturn
 
 
 def cache_root() -> Path:
@@ -31,6 +34,28 @@ def is_complete(folder: Path) -> bool:
 
 def mark_complete(folder: Path) -> None:
     (folder / ".complete").write_text("ok\n")
+
+
+@contextlib.contextmanager
+def build_lock(folder: Path) -> Iterator[None]:
+    """Serialise builds of one component: two pytest processes building the same output at once
+    (npm ci, go build, unzip) would corrupt each other's files."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def unavailable(component: str, reason: str) -> NoReturn:
+    """A component that cannot be had: a skip locally, a failure in CI (a missing install step)."""
+    import pytest
+
+    if in_ci():
+        pytest.fail(f"{component} is required in CI: {reason}")
+    pytest.skip(f"{component} unavailable: {reason}")
 
 
 def in_ci() -> bool:

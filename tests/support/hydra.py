@@ -8,7 +8,6 @@ which is exactly why clientreg tests against it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import secrets
 import subprocess
@@ -19,10 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
-from support.cache import component_dir, free_port, go_build_tools_module, in_ci, is_complete, mark_complete
+from support.cache import (
+    build_lock,
+    component_dir,
+    free_port,
+    go_build_tools_module,
+    is_complete,
+    mark_complete,
+    unavailable,
+)
 from support.peers import PeerServer
 
 HYDRA_MODULE = "github.com/ory/hydra/v2"
@@ -44,21 +50,9 @@ START_TIMEOUT = 90.0
 
 
 def _unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(f"Ory Hydra is required in CI: {reason}")
-    pytest.skip(f"Ory Hydra unavailable: {reason}")
+    unavailable("Ory Hydra", reason)
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    # Two pytest processes building the same binary at once would corrupt each other's output.
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def ensure_hydra() -> Path:
@@ -71,7 +65,7 @@ def ensure_hydra() -> Path:
     binary = folder / "hydra"
     if is_complete(folder) and binary.exists():
         return binary
-    with _locked(folder):
+    with build_lock(folder):
         if is_complete(folder) and binary.exists():
             return binary
         if not folder.exists():

@@ -22,7 +22,6 @@ be shared between two test sessions or leak from one run into the next.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -39,9 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from support.cache import component_dir, free_port, in_ci, is_complete, mark_complete
+from support.cache import build_lock, component_dir, free_port, is_complete, mark_complete, unavailable
 from support.peers import PeerServer
 
 # The newest 26.x on Maven Central when this was written. Pinned rather than resolved at run time
@@ -78,21 +76,9 @@ class KeycloakUnavailable(RuntimeError):
 
 
 def _unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(f"Keycloak is required in CI: {reason}")
-    pytest.skip(f"Keycloak unavailable: {reason}")
+    unavailable("Keycloak", reason)
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    # Two pytest processes preparing the same version at once would unpack over each other.
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------------------- JDK
@@ -214,7 +200,7 @@ def ensure_keycloak() -> Path:
     jdk = find_jdk()
     if jdk is None:
         raise KeycloakUnavailable(f"no JDK {MIN_JAVA}+ (set JAVA_HOME or install one under /usr/lib/jvm)")
-    with _locked(folder):
+    with build_lock(folder):
         if ready():
             return home
         folder.mkdir(parents=True, exist_ok=True)
@@ -356,7 +342,7 @@ def ensure_seed(dist: Path, jdk: Path) -> tuple[Path, dict[str, str]]:
 
     if (saved := usable()) is not None:
         return seed, saved
-    with _locked(folder):
+    with build_lock(folder):
         if (saved := usable()) is not None:
             return seed, saved
         shutil.rmtree(seed, ignore_errors=True)

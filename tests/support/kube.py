@@ -19,7 +19,6 @@ import base64
 import contextlib
 import ctypes
 import datetime as dt
-import fcntl
 import ipaddress
 import json
 import os
@@ -32,7 +31,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -46,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from support.cache import (
+    build_lock,
     component_dir,
     free_port,
     go_build_tools_module,
@@ -112,16 +112,6 @@ def skip_unless_ci(reason: str) -> NoReturn:
 # Building
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    # Two pytest processes building the same binary at once would corrupt each other's output.
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _require_go() -> None:
@@ -142,7 +132,7 @@ def _build(name: str, version: str, binaries: tuple[str, ...], build: Any) -> Pa
     if is_complete(folder) and all((folder / b).exists() for b in binaries):
         return folder
     _require_go()
-    with _locked(folder):
+    with build_lock(folder):
         if is_complete(folder) and all((folder / b).exists() for b in binaries):
             return folder
         folder.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import fcntl
 import hashlib
 import json
 import os
@@ -28,9 +27,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-import pytest
 
-from support.cache import component_dir, free_port, in_ci, is_complete, mark_complete
+from support.cache import build_lock, component_dir, free_port, is_complete, mark_complete, unavailable
 from support.peers import PeerServer
 
 PACKAGE_DIR = Path(__file__).parent / "oidc-provider"
@@ -55,9 +53,7 @@ class CimdUnsupported(RuntimeError):
 
 
 def _unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(f"node oidc-provider is required in CI: {reason}")
-    pytest.skip(f"node oidc-provider unavailable: {reason}")
+    unavailable("node oidc-provider", reason)
 
 
 def oidc_provider_version() -> str:
@@ -74,16 +70,6 @@ def _install_key() -> str:
     return f"{oidc_provider_version()}-{digest.hexdigest()[:12]}"
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    # Parallel pytest processes would otherwise run npm ci into the same node_modules at once.
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def ensure_oidc_provider() -> Path:
@@ -94,7 +80,7 @@ def ensure_oidc_provider() -> Path:
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         raise RuntimeError("node and npm are required for the oidc-provider peer (not on PATH)")
-    with _locked(folder):
+    with build_lock(folder):
         if is_complete(folder):
             return folder
         shutil.rmtree(folder / "node_modules", ignore_errors=True)
