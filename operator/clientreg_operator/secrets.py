@@ -204,3 +204,74 @@ class SecretWriter:
         """Drop the record finalizer and delete the Secret: the operator is done with it."""
         self.cluster.patch_secret(namespace, name, {"metadata": {"finalizers": None}})
         self.cluster.delete_secret(namespace, name)
+
+
+# --- Secrets whose owner lives outside the cluster (the Pulumi provider's Kubernetes option) ----------
+#
+# No object in the cluster can be named in ownerReferences, so the owner is named in an annotation and
+# checked before every write and every deletion: a Secret that does not carry it is never taken over.
+
+#: Names the owner of a credentials Secret that has no owner object in the cluster (e.g. a Pulumi resource).
+OWNER_ANNOTATION = "clientreg.dev/owner"
+
+
+def claim(desired: Body, owner: str) -> Body:
+    """``desired`` annotated as belonging to ``owner`` (a copy)."""
+    body: Body = json.loads(json.dumps(desired))
+    body["metadata"].setdefault("annotations", {})[OWNER_ANNOTATION] = owner
+    return body
+
+
+def claimed_by(secret: Body | None) -> str | None:
+    """The owner a Secret's annotation names, if any."""
+    if not secret:
+        return None
+    owner = (secret.get("metadata", {}).get("annotations") or {}).get(OWNER_ANNOTATION)
+    return str(owner) if owner else None
+
+
+def is_current(existing: Body | None, desired: Body) -> bool:
+    """True when ``existing`` holds everything ``desired`` demands (what :meth:`SecretWriter.publish` skips)."""
+    return existing is not None and not _differs(existing, desired)
+
+
+class ClaimedSecretWriter(SecretWriter):
+    """:class:`SecretWriter` for Secrets claimed through :data:`OWNER_ANNOTATION` instead of ownerReferences.
+
+    ``owners`` are the names this writer accepts as its own: the current one (written into the Secret)
+    and former ones (a renamed owner takes its Secret along).
+    """
+
+    def __init__(self, cluster: Cluster, owners: tuple[str, ...]) -> None:
+        super().__init__(cluster)
+        self.owners = owners
+
+    def check_claim(self, existing: Body | None, namespace: str, name: str) -> None:
+        if existing is not None and claimed_by(existing) not in self.owners:
+            raise SecretConflict(f"Secret {namespace}/{name} already exists and is not managed by {self.owners[0]}: "
+                                 "choose another Secret name or delete that Secret")
+
+    def publish_claimed(self, desired: Body) -> bool:
+        """Create or update ``claim(desired, owners[0])``; True when something was written."""
+        body = claim(desired, self.owners[0])
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        existing = self.cluster.get_secret(namespace, name)
+        self.check_claim(existing, namespace, name)
+        if existing is None:
+            try:
+                self.cluster.create_secret(namespace, body)
+                return True
+            except Conflict:
+                existing = self.cluster.get_secret(namespace, name)
+                if existing is None:
+                    raise
+                self.check_claim(existing, namespace, name)
+        return self.publish(body, owner_uid=None, existing=existing)
+
+    def withdraw(self, namespace: str, name: str) -> bool:
+        """Delete the Secret if it is ours; False when it is gone already or belongs to someone else."""
+        existing = self.cluster.get_secret(namespace, name)
+        if existing is None or claimed_by(existing) not in self.owners:
+            return False
+        self.cluster.delete_secret(namespace, name)
+        return True

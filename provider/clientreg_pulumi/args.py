@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
 from clientreg.drift import same
 from clientreg.engine import Desired
-from clientreg.spec import WIRE_NAMES, AuthorizationServerSpec, OAuthClientSpec, Rotation, ServerRef
+from clientreg.spec import WIRE_NAMES, AuthorizationServerSpec, OAuthClientSpec, Rotation, SecretTemplate, ServerRef
 
 # The engine's marker for a value not known before `up` (pulumi.runtime.rpc.UNKNOWN). Spelled out so
 # that this module imports without the Pulumi SDK (the unit tests and the core do not need it).
@@ -42,8 +43,14 @@ ADOPT_ARGS: tuple[str, ...] = ("adopt_client_id", "adopt_registration_client_uri
 #: Credentials given as inputs: always stored as Pulumi secrets, never echoed into outputs.
 SECRET_ARGS: tuple[str, ...] = ("initial_access_token", "software_statement", "adopt_registration_access_token")
 
+#: The Kubernetes Secret to publish the credentials in, and the stable name of its owner (set by OAuthClient).
+KUBERNETES_SECRET = "kubernetes_secret"
+KUBERNETES_SECRET_OWNER = "kubernetes_secret_owner"
+
 #: Kept in the outputs as declared, so that `diff` (which only sees old outputs) can compare them.
-ECHOED_ARGS: tuple[str, ...] = (*SPEC_ARGS, *ROTATION_ARGS, *SERVER_ARGS, ROTATION_TRIGGER)
+ECHOED_ARGS: tuple[str, ...] = (*SPEC_ARGS, *ROTATION_ARGS, *SERVER_ARGS, ROTATION_TRIGGER, KUBERNETES_SECRET)
+#: Inputs the resource class sets itself (no argument of its own), echoed and compared like the others.
+INTERNAL_ARGS: tuple[str, ...] = (KUBERNETES_SECRET_OWNER,)
 #: Changing these means another client at another place: a new registration, then the old one's deletion.
 REPLACE_ARGS: tuple[str, ...] = ("issuer", "registration_endpoint", "registration", "client_id_url")
 #: Outputs that hold the discovered value when the argument is not set; compared only when declared.
@@ -127,6 +134,71 @@ def secret(props: Mapping[str, Any], name: str) -> SecretStr | None:
     return SecretStr(str(value)) if value else None
 
 
+# --- kubernetes_secret ----------------------------------------------------------------------------
+
+#: Where the Secret goes: plain values only (a path and a context name, never a client).
+SECRET_PLACE_FIELDS: tuple[str, ...] = ("name", "namespace", "kubeconfig", "context")
+#: The operator's spec.secretTemplate, by its Python names.
+SECRET_TEMPLATE_FIELDS: tuple[str, ...] = tuple(SecretTemplate.model_fields)
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+@dataclass(frozen=True)
+class SecretPlace:
+    """A credentials Secret: where it lives, how it is shaped, and whom to reach it through."""
+
+    name: str
+    namespace: str
+    template: SecretTemplate
+    kubeconfig: str | None = None
+    context: str | None = None
+
+    def same_place(self, other: SecretPlace) -> bool:
+        return (self.name, self.namespace, self.kubeconfig, self.context) == (
+            other.name, other.namespace, other.kubeconfig, other.context)
+
+
+def secret_place(props: Mapping[str, Any]) -> SecretPlace | None:
+    """The Secret ``kubernetes_secret`` declares, or None. Raises ValueError naming the field."""
+    given = props.get(KUBERNETES_SECRET)
+    if not given:
+        return None
+    if not isinstance(given, Mapping):
+        raise ValueError("expected a KubernetesSecretArgs (or a dict of its fields)")
+    unknown = sorted(set(given) - set(SECRET_PLACE_FIELDS) - set(SECRET_TEMPLATE_FIELDS))
+    if unknown:
+        raise ValueError(f"{unknown[0]}: unknown field (expected {', '.join(SECRET_PLACE_FIELDS)} or "
+                         f"{', '.join(SECRET_TEMPLATE_FIELDS)})")
+    name, namespace = given.get("name"), given.get("namespace") or "default"
+    if not isinstance(name, str) or not name:
+        raise ValueError("name: the Secret's name is required")
+    if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+        raise ValueError(f"name: {name!r} is not a valid Secret name (lowercase letters, digits, '-' and '.')")
+    if not isinstance(namespace, str) or len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace):
+        raise ValueError(f"namespace: {namespace!r} is not a valid namespace name")
+    # "" or None for issuer_key / token_endpoint_key: leave that key out of the Secret.
+    shape = {k: (None if v == "" else v) for k, v in given.items() if k in SECRET_TEMPLATE_FIELDS}
+    shape = {k: v for k, v in shape.items() if v is not None or k in ("issuer_key", "token_endpoint_key")}
+    try:
+        template = SecretTemplate(**shape)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise ValueError(f"{where}: {_rule(error)}") from None
+    keys = [k for k in (template.client_id_key, template.client_secret_key, template.issuer_key,
+                        template.token_endpoint_key, *template.extra_data) if k]
+    bad = next((k for k in keys if not _SECRET_KEY.fullmatch(k)), None)
+    if bad is not None:
+        raise ValueError(f"{bad!r} is not a valid Secret key (letters, digits, '-', '_' and '.')")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"the Secret's keys collide: {', '.join(sorted(k for k in set(keys) if keys.count(k) > 1))}")
+    kubeconfig, context = given.get("kubeconfig"), given.get("context")
+    return SecretPlace(name=name, namespace=namespace, template=template,
+                       kubeconfig=str(kubeconfig) if kubeconfig else None, context=str(context) if context else None)
+
+
 # --- check ------------------------------------------------------------------------------------------
 
 def problems(props: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -155,6 +227,14 @@ def problems(props: Mapping[str, Any]) -> list[tuple[str, str]]:
         missing = sorted(set(ADOPT_ARGS) - set(adopt))
         found.append((missing[0], "adopting an existing client needs adopt_client_id, "
                       "adopt_registration_client_uri and adopt_registration_access_token together"))
+    if not has_unknowns(props.get(KUBERNETES_SECRET)):
+        try:
+            secret_place(props)
+        except ValueError as exc:
+            found.append((KUBERNETES_SECRET, str(exc)))
+    if props.get(KUBERNETES_SECRET) and not props.get(KUBERNETES_SECRET_OWNER):
+        found.append((KUBERNETES_SECRET, "the owner of the Secret is unknown: declare the client with "
+                      "clientreg_pulumi.OAuthClient, which sets kubernetes_secret_owner"))
     if adopt and known.get("registration") == "cimd":
         found.append(("adopt_client_id", "a Client ID Metadata Document client is not registered, so it "
                       "cannot be adopted: leave the adopt_* arguments out"))

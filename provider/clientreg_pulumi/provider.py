@@ -10,6 +10,10 @@ update     :func:`clientreg.engine.reconcile` with the record kept in the output
 delete     :func:`clientreg.engine.reconcile` with ``deleting=True`` (honours deletion_policy)
 =========  =====================================================================================
 
+With ``kubernetes_secret``, create and update also write the credentials Secret (after the AS, in the
+same step; a Secret name taken by someone else fails them before the AS is asked anything), read
+checks it is still there and unchanged, and delete removes it (see :mod:`clientreg_pulumi.kube_secret`).
+
 The registration record lives in the resource's outputs (``record``, a Pulumi secret). The engine
 persists through a ``save`` callback after every AS answer; here that callback keeps the newest
 record in memory and the outputs returned at the end are what Pulumi writes. A dynamic provider
@@ -25,7 +29,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import (
@@ -61,12 +65,17 @@ from clientreg.server import ServerConnection
 
 from . import args
 
+if TYPE_CHECKING:
+    from types import ModuleType
+
 #: `status` output values besides the engine's reasons.
 STATUS_IN_SYNC = str(Reason.IN_SYNC)
 STATUS_FAILED = "Failed"
+#: Left by refresh: the Secret of ``kubernetes_secret`` was deleted or changed in the cluster.
+STATUS_SECRET_DRIFT = "KubernetesSecretDrift"
 #: Statuses left by refresh or a failed step that the next `up` must act on.
 _NEEDS_UPDATE = frozenset({str(Reason.DRIFT), str(Reason.CREDENTIALS_REJECTED), str(Reason.CLIENT_GONE),
-                           STATUS_FAILED})
+                           STATUS_FAILED, STATUS_SECRET_DRIFT})
 
 #: Outputs that never change without a new client: reported as stables when no rotation is due.
 _CLIENT_OUTPUTS = ("client_id", "client_secret", "client_secret_expires_at", "client_id_issued_at",
@@ -97,7 +106,8 @@ class OAuthClientProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = args.changed_args(olds, news, args.REPLACE_ARGS)
-        updates = args.changed_args(olds, news, tuple(a for a in args.ECHOED_ARGS if a not in args.REPLACE_ARGS))
+        updates = args.changed_args(olds, news, tuple(a for a in (*args.ECHOED_ARGS, *args.INTERNAL_ARGS)
+                                                      if a not in args.REPLACE_ARGS))
         pending = _pending_work(olds, news, datetime.now(UTC))
         rotating = ("rotation" in pending) or args.ROTATION_TRIGGER in updates
         return DiffResult(changes=bool(replaces or updates or pending), replaces=replaces,
@@ -108,6 +118,12 @@ class OAuthClientProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         want = _desired(props)
+        place = _place(props)
+        owners = _owners(props) if place is not None else ()
+        if place is not None:
+            named = f" {props['client_name']!r}" if props.get("client_name") else ""
+            with _kube_step(f"could not register the client{named}") as kube:
+                kube.check_free(place, owners)
         with _connection(props) as server:
             record = None
             if props.get("adopt_client_id"):
@@ -116,6 +132,8 @@ class OAuthClientProvider(ResourceProvider):
             named = f" {props['client_name']!r}" if props.get("client_name") else ""
             operation = f"adopt client {record.client_id}" if record else f"register the client{named}"
             outs = _reconcile(want, record, props, server, operation=operation)
+        if place is not None:
+            outs = _publish_secret(outs, place, owners, before=None)
         return CreateResult(outs["client_id"] if record is None else record.client_id, outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -150,6 +168,16 @@ class OAuthClientProvider(ResourceProvider):
                             "restores the declared values")
             elif outs.get("status") in _NEEDS_UPDATE - {STATUS_FAILED}:
                 outs.update(status=STATUS_IN_SYNC, status_message="client matches its spec")
+        place = _place(props, quiet=True)
+        if place is not None:
+            with _kube_step(f"could not read the Secret of client {record.client_id}") as kube:
+                problem = kube.out_of_date(record, place, _owners(props)[0])
+            if problem is not None:
+                restores = f"{problem}; `pulumi up` restores it"
+                if outs.get("status") in _NEEDS_UPDATE:  # the next up acts anyway: say both
+                    outs["status_message"] = f"{outs.get('status_message') or ''}; {restores}".lstrip("; ")
+                else:  # InSync, or a reported refusal that alone would not make `up` act
+                    outs.update(status=STATUS_SECRET_DRIFT, status_message=restores)
         outs.update(_credential_outputs(record))
         outs.pop("__provider", None)
         return ReadResult(id_, outs)
@@ -161,11 +189,28 @@ class OAuthClientProvider(ResourceProvider):
                                    "`pulumi state delete <urn>`, then take the client over with the adopt_* "
                                    "arguments (or let `pulumi up` register a new one)")
         want = _desired(news)
+        operation = f"update client {record.client_id}"
+        place, old_place = _place(news), _place(olds, quiet=True)
+        owners = _owners(news, olds) if place is not None else _owners(olds)
+        if place is not None:
+            with _kube_step(f"could not {operation}") as kube:
+                kube.check_free(place, owners, record)
+        before = _credentials_of(record)  # the engine changes the record in place
         with _connection(news) as server:
-            return UpdateResult(_reconcile(want, record, news, server, operation=f"update client {record.client_id}"))
+            outs = _reconcile(want, record, news, server, operation=operation)
+        if old_place is not None and (place is None or not place.same_place(old_place)):
+            # Moved or dropped: the old Secret goes first (a new kubeconfig may reach the same cluster).
+            _withdraw_secret(old_place, owners, fail=False)
+        if place is not None:
+            outs = _publish_secret(outs, place, owners, before=before)
+        return UpdateResult(outs)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         record = _record(props)
+        place = _place(props, quiet=True)
+        if place is not None:
+            # First: failing here leaves everything as it was, and the next destroy tries again.
+            _withdraw_secret(place, _owners(props), fail=True)
         if record is None:
             return
         want = Desired(key="pulumi", metadata={}, spec_hash=record.spec_hash, deleting=True,
@@ -213,6 +258,71 @@ def _connection(props: Mapping[str, Any], *, for_registration: bool = True) -> I
         yield server
     finally:
         server.close()
+
+
+def _place(props: Mapping[str, Any], *, quiet: bool = False) -> args.SecretPlace | None:
+    """The declared Secret; ``quiet`` for old outputs, where a value that no longer parses means none."""
+    try:
+        place = args.secret_place(props)
+        if place is not None and not props.get(args.KUBERNETES_SECRET_OWNER):
+            raise ValueError("the owner of the Secret is unknown: declare the client with "
+                             "clientreg_pulumi.OAuthClient, which sets kubernetes_secret_owner")
+        return place
+    except ValueError as exc:
+        if quiet:
+            return None
+        raise OAuthClientError(f"kubernetes_secret: {exc}") from None
+
+
+def _owners(*props: Mapping[str, Any]) -> tuple[str, ...]:
+    """The names this resource claims its Secret under: the current one first, then a former one. Only
+    asked for when :func:`_place` found a Secret in the first ``props``, so that one always has a name."""
+    return tuple(dict.fromkeys(str(p[args.KUBERNETES_SECRET_OWNER]) for p in props
+                               if p.get(args.KUBERNETES_SECRET_OWNER)))
+
+
+@contextlib.contextmanager
+def _kube_step(what: str) -> Iterator[ModuleType]:
+    """The Kubernetes half of the provider, imported on first use; its failures as provider errors."""
+    try:
+        from . import kube_secret
+    except ImportError as exc:
+        raise OAuthClientError(f"{what}: kubernetes_secret needs the kubernetes package ({exc}); "
+                               "pip install 'clientreg[pulumi]'") from None
+    try:
+        yield kube_secret
+    except kube_secret.KubeSecretError as exc:
+        raise OAuthClientError(f"{what}: {exc}") from None
+
+
+def _publish_secret(outs: dict[str, Any], place: args.SecretPlace, owners: tuple[str, ...], *,
+                    before: tuple[Any, ...] | None) -> dict[str, Any]:
+    """Write the Secret for the record in ``outs``. When that fails after the AS handed out credentials the
+    state must keep, the step succeeds with status Failed (the next `up` writes the Secret); otherwise it fails."""
+    record = _record(outs)
+    assert record is not None
+    try:
+        with _kube_step(f"could not write the Secret of client {record.client_id}") as kube:
+            kube.publish(record, place, owners)
+    except OAuthClientError as exc:
+        if before is not None and _credentials_of(record) == before:
+            raise
+        pulumi.log.warn(f"{exc}; the new credentials are kept, the next `pulumi up` retries")
+        return {**outs, "status": STATUS_FAILED, "status_message": str(exc)}
+    return outs
+
+
+def _withdraw_secret(place: args.SecretPlace, owners: tuple[str, ...], *, fail: bool) -> None:
+    try:
+        with _kube_step(f"could not delete Secret {place.namespace}/{place.name}") as kube:
+            note = kube.withdraw(place, owners)
+    except OAuthClientError as exc:
+        if fail:
+            raise
+        pulumi.log.warn(str(exc))
+        return
+    if note:
+        pulumi.log.warn(note)
 
 
 def _record(props: Mapping[str, Any]) -> RegistrationRecord | None:
@@ -325,7 +435,8 @@ def _credential_outputs(record: RegistrationRecord) -> dict[str, Any]:
 
 def _outputs(props: Mapping[str, Any], want: Desired, record: RegistrationRecord, status: str,
              message: str) -> dict[str, Any]:
-    outs: dict[str, Any] = {name: props[name] for name in args.ECHOED_ARGS if props.get(name) is not None}
+    outs: dict[str, Any] = {name: props[name] for name in (*args.ECHOED_ARGS, *args.INTERNAL_ARGS)
+                            if props.get(name) is not None}
     outs.update(_credential_outputs(record))
     wakeup = next_wakeup(want, record)
     outs.update(

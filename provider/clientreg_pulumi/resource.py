@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any
 
 import pulumi
@@ -21,6 +22,35 @@ COMPUTED_OUTPUTS = ("client_id", "client_secret", "client_secret_expires_at", "c
 
 Str = pulumi.Input[str] | None
 StrList = pulumi.Input[list[pulumi.Input[str]]] | None
+StrMap = pulumi.Input[dict[str, pulumi.Input[str]]] | None
+
+
+@dataclass
+class KubernetesSecretArgs:
+    """A Kubernetes Secret holding the client's credentials, shaped as the operator's ``secretTemplate``.
+
+    Created with the client, rewritten in the same step as every update and rotation, deleted on
+    destroy. ``kubeconfig`` (a path) and ``context`` choose the cluster; without them the usual
+    ``KUBECONFIG`` / ``~/.kube/config`` (or the in-cluster ServiceAccount) is used. The keys default to
+    ``client_id``, ``client_secret``, ``issuer`` and ``token_endpoint``; set ``issuer_key`` or
+    ``token_endpoint_key`` to ``""`` to leave that key out. ``extra_data`` values may use
+    ``{clientId}``, ``{clientSecret}``, ``{issuer}`` and ``{tokenEndpoint}``.
+    """
+
+    name: pulumi.Input[str]
+    namespace: Str = "default"
+    kubeconfig: Str = None
+    context: Str = None
+    client_id_key: Str = None
+    client_secret_key: Str = None
+    issuer_key: Str = None
+    token_endpoint_key: Str = None
+    labels: StrMap = None
+    annotations: StrMap = None
+    extra_data: StrMap = None
+
+    def to_input(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
 class OAuthClient(Resource, module="clientreg", name="OAuthClient"):
@@ -47,6 +77,10 @@ class OAuthClient(Resource, module="clientreg", name="OAuthClient"):
 
     Adoption: a client registered elsewhere is taken over on create from ``adopt_client_id``,
     ``adopt_registration_client_uri`` and ``adopt_registration_access_token``.
+
+    Kubernetes: ``kubernetes_secret=KubernetesSecretArgs(name=..., namespace=...)`` publishes the
+    credentials in a Secret shaped like the operator's (same keys and template), kept current by
+    every ``up``; ``pulumi refresh`` notices it deleted or edited and the next ``up`` restores it.
     """
 
     client_id: pulumi.Output[str]
@@ -123,10 +157,17 @@ class OAuthClient(Resource, module="clientreg", name="OAuthClient"):
         adopt_client_id: Str = None,
         adopt_registration_client_uri: Str = None,
         adopt_registration_access_token: Str = None,
+        # --- a Kubernetes Secret with the credentials
+        kubernetes_secret: KubernetesSecretArgs | pulumi.Input[dict[str, Any]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         given = {name: value for name, value in locals().items()
                  if name not in ("self", "resource_name", "opts", "__class__") and value is not None}
+        if isinstance(kubernetes_secret, KubernetesSecretArgs):
+            given[args.KUBERNETES_SECRET] = kubernetes_secret.to_input()
+        if kubernetes_secret is not None:
+            # Written into the Secret's clientreg.dev/owner annotation: the Secret is this resource's only.
+            given[args.KUBERNETES_SECRET_OWNER] = owner_name(resource_name)
         props: dict[str, Any] = dict.fromkeys(COMPUTED_OUTPUTS)
         for name, value in given.items():
             # Credentials given as plain strings would otherwise sit in the state's inputs unencrypted.
@@ -135,3 +176,8 @@ class OAuthClient(Resource, module="clientreg", name="OAuthClient"):
         props.setdefault("token_endpoint", None)
         options = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
         super().__init__(OAuthClientProvider(), resource_name, props, pulumi.ResourceOptions.merge(options, opts))
+
+
+def owner_name(resource_name: str) -> str:
+    """A stable name of one OAuthClient resource: ``pulumi:<project>/<stack>/<resource name>``."""
+    return f"pulumi:{pulumi.get_project()}/{pulumi.get_stack()}/{resource_name}"
