@@ -46,13 +46,29 @@ def settings_for(*, label_selector: str | None) -> kopf.OperatorSettings:
     return settings
 
 
+def connection_info(configuration: Any) -> kopf.ConnectionInfo:
+    """kopf's credentials from a configured kubernetes client (``kubernetes.client.Configuration``)."""
+    header = (configuration.get_api_key_with_prefix("BearerToken")
+              or configuration.get_api_key_with_prefix("authorization"))
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    return kopf.ConnectionInfo(server=configuration.host, ca_path=configuration.ssl_ca_cert,
+                               insecure=not configuration.verify_ssl, scheme=scheme, token=token,
+                               certificate_path=configuration.cert_file, private_key_path=configuration.key_file,
+                               username=configuration.username or None, password=configuration.password or None)
+
+
 def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selector: str | None = None,
-             cluster_resource_namespace: str = "clientreg") -> None:
+             cluster_resource_namespace: str = "clientreg", client_configuration: Any = None) -> None:
     shard = LabelSelector.parse(label_selector)
 
     @kopf.on.login(registry=registry, id="login")
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # The same credentials as the reconciler's client: in-cluster ServiceAccount, else $KUBECONFIG.
+        # The same credentials as the reconciler's client. kopf's own login_via_client only knows the in-cluster
+        # ServiceAccount and the default kubeconfig (whose path the kubernetes library fixes at import time),
+        # so --kubeconfig must be handed over explicitly.
+        if client_configuration is not None:
+            return connection_info(client_configuration)
         return kopf.login_via_client(**kwargs)
 
     # Explicit ids: kopf keys its bookkeeping annotations by them (clientreg.dev/reconcile, …).
@@ -92,19 +108,62 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selecto
                 return
         await runtime.heal(namespace, owner["name"])
 
-
+    # Event handlers, not create/update/resume: those make kopf keep its bookkeeping in annotations of the
+    # (Cluster)AuthorizationServer, which needs patch on a resource the operator otherwise only reads and
+    # writes status of. Every watch event (the initial listing included) looks at the server again.
+    checker = ServerChecker(runtime, cluster_resource_namespace=cluster_resource_namespace)
     for plural in (AUTHORIZATIONSERVERS, CLUSTERAUTHORIZATIONSERVERS):
-        @kopf.on.resume(GROUP, VERSION, plural, registry=registry, id="server-status")
-        @kopf.on.create(GROUP, VERSION, plural, registry=registry, id="server-status")
-        @kopf.on.update(GROUP, VERSION, plural, registry=registry, id="server-status")
-        async def server_changed(body: kopf.Body, **_: Any) -> None:
-            from .servers import check_server
+        @kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"{plural}-status")
+        async def server_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+            await checker.on_event(type, dict(body))
 
-            error = await asyncio.to_thread(check_server, runtime.reconciler.cluster, dict(body),
-                                            cluster_resource_namespace=cluster_resource_namespace)
-            if error is not None:
-                # Kopf retries with this delay; a later Secret or a reachable server turns it Ready.
-                raise kopf.TemporaryError(str(error), delay=30)
+
+class ServerChecker:
+    """Writes (Cluster)AuthorizationServer status; a failing server is looked at again after a delay."""
+
+    def __init__(self, runtime: Runtime, *, cluster_resource_namespace: str, retry_after: float = 30.0) -> None:
+        self.runtime = runtime
+        self.cluster_resource_namespace = cluster_resource_namespace
+        self.retry_after = retry_after
+        self._retries: dict[tuple[str, str | None, str], asyncio.Task[None]] = {}
+
+    async def on_event(self, type: str | None, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        key = (str(body.get("kind")), meta.get("namespace"), str(meta.get("name")))
+        retry = self._retries.pop(key, None)
+        if retry is not None and retry is not asyncio.current_task():
+            retry.cancel()
+        if type == "DELETED" or meta.get("deletionTimestamp"):
+            return
+        await self._check(key, body)
+
+    async def _check(self, key: tuple[str, str | None, str], body: dict[str, Any]) -> None:
+        from .servers import check_server
+
+        cluster = self.runtime.reconciler.cluster
+        error: Exception | None
+        try:
+            error = await asyncio.to_thread(check_server, cluster, body,
+                                            cluster_resource_namespace=self.cluster_resource_namespace)
+        except Exception as exc:  # e.g. the API server briefly unreachable: look again later
+            error = exc
+        if error is not None:
+            self._retries[key] = asyncio.create_task(self._again(key))
+
+    async def _again(self, key: tuple[str, str | None, str]) -> None:
+        # A later Secret or a reachable server turns it Ready (the IAT Secret is not watched).
+        await asyncio.sleep(self.retry_after)
+        if self._retries.get(key) is not asyncio.current_task():
+            return  # superseded by a newer event
+        del self._retries[key]
+        kind, namespace, name = key
+        try:
+            body = await asyncio.to_thread(self.runtime.reconciler.cluster.get_server, kind, namespace, name)
+        except Exception:  # the API server briefly unreachable: try again later
+            self._retries[key] = asyncio.create_task(self._again(key))
+            return
+        if body is not None:
+            await self._check(key, body)
 
 
 async def _client_labels(runtime: Runtime, namespace: str, name: str) -> dict[str, str] | None:

@@ -16,6 +16,10 @@ from typing import Any
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
 
+# What kopf's per-object loggers attach to every record: its own routing, and the whole OperatorSettings.
+_KOPF_INTERNAL = {"k8s_ref", "k8s_skip", "settings"}
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -28,7 +32,7 @@ class JsonFormatter(logging.Formatter):
         if isinstance(ref, dict):
             entry["object"] = {k: ref.get(k) for k in ("kind", "namespace", "name") if ref.get(k)}
         for key, value in vars(record).items():
-            if key not in _STANDARD and key != "k8s_ref" and not key.startswith("_"):
+            if key not in _STANDARD and key not in _KOPF_INTERNAL and not key.startswith("_"):
                 entry[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 
 import kopf
@@ -30,8 +29,7 @@ EXIT_LOST_LEASE = 3
 
 def _api_client(cfg: OperatorConfig) -> k8s.ApiClient:
     if cfg.kubeconfig:
-        # kopf logs in through the same client library; it reads $KUBECONFIG.
-        os.environ["KUBECONFIG"] = cfg.kubeconfig
+        # kopf logs in with this client's configuration (see handlers.register).
         return k8s_config.new_client_from_config(config_file=cfg.kubeconfig)
     try:
         k8s_config.load_incluster_config()
@@ -88,7 +86,8 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
         runtime = Runtime(reconciler, workers=cfg.workers, restart_deployments=cfg.restart_deployments)
         registry = kopf.OperatorRegistry()
         register(registry, runtime, label_selector=cfg.label_selector,
-                 cluster_resource_namespace=cfg.cluster_resource_namespace)
+                 cluster_resource_namespace=cfg.cluster_resource_namespace,
+                 client_configuration=api.configuration if cfg.kubeconfig else None)
         log.info("serving %s", "all namespaces" if cfg.clusterwide else ", ".join(cfg.namespaces))
         await kopf.operator(registry=registry, settings=settings_for(label_selector=cfg.label_selector),
                             clusterwide=cfg.clusterwide, namespaces=list(cfg.namespaces), standalone=True,

@@ -306,3 +306,17 @@ def test_failed_cleanup_of_old_client_is_retried_not_fatal() -> None:
     h.server.http = fake.http()
     h.run(client, rotation_request="r1")
     assert not h.stored.retiring and old not in fake.clients
+
+
+def test_a_record_saved_before_its_endpoints_is_completed_on_the_next_look() -> None:
+    fake = FakeAS()
+    h = Harness(fake)
+    h.run(make_client())
+    assert h.stored is not None
+    # A crash between the registration's save and the endpoints' save leaves this behind.
+    h.stored.token_endpoint = None
+    h.stored.issuer = None
+    fake.calls.clear()
+    the_plan, _ = h.run(make_client())
+    assert the_plan.reason is Reason.IN_SYNC and fake.writes() == 0
+    assert h.stored.token_endpoint == f"{ISSUER}/token" and h.stored.issuer == ISSUER

@@ -1,0 +1,320 @@
+"""Shared e2e fixtures: one control plane per session, the chart installed with Helm, the operator as a
+process under the chart's ServiceAccount, and real authorization servers on loopback."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from support.cache import free_port
+from support.kube import ComponentUnavailable, ControlPlane, ensure_helm, helm_env, skip_unless_ci
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "clientreg"
+RELEASE = "clientreg"
+OPERATOR_NAMESPACE = "clientreg"
+SERVICE_ACCOUNT = "clientreg"  # the chart's fullname for release "clientreg"
+GROUP, VERSION = "clientreg.dev", "v1alpha1"
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T | None], what: str, timeout: float = 60.0, interval: float = 0.25) -> T:
+    """Poll until ``check`` returns something truthy; fail naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except (ApiException, httpx.HTTPError, KeyError, AssertionError) as exc:
+            last_error = exc
+        time.sleep(interval)
+    pytest.fail(f"{what} did not happen within {timeout:.0f} s" + (f" (last error: {last_error})"
+                                                                   if last_error else ""))
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    try:
+        with ControlPlane() as cp:
+            yield cp
+    except ComponentUnavailable as exc:
+        skip_unless_ci(str(exc))
+
+
+@pytest.fixture(scope="session")
+def helm_binary() -> Path:
+    try:
+        return ensure_helm()
+    except ComponentUnavailable as exc:
+        skip_unless_ci(str(exc))
+
+
+@pytest.fixture(scope="session")
+def admin(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
+    api = control_plane.api_client()
+    yield api
+    api.close()
+
+
+class Helm:
+    def __init__(self, binary: Path, env: dict[str, str]) -> None:
+        self.binary, self.env = binary, env
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([str(self.binary), *args], env=self.env, capture_output=True, text=True, timeout=300)
+        if check and result.returncode != 0:
+            pytest.fail(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+
+@pytest.fixture(scope="session")
+def helm(helm_binary: Path, control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm(helm_binary, helm_env(control_plane.env(), tmp_path_factory.mktemp("helm-home")))
+
+
+@pytest.fixture(scope="session")
+def chart_installed(helm: Helm, admin: client.ApiClient) -> str:
+    """`helm install` of the chart, as a user would run it: CRDs, RBAC, ServiceAccount, Deployment."""
+    helm("install", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
+         # No kubelet here, so no Pod runs the image: the operator runs as a process under this identity.
+         "--set", "image.repository=example.invalid/clientreg-operator")
+    ext = client.ApiextensionsV1Api(admin)
+
+    def established() -> bool:
+        for plural in ("oauthclients", "authorizationservers", "clusterauthorizationservers"):
+            crd = ext.read_custom_resource_definition(f"{plural}.{GROUP}")
+            conditions = {c.type: c.status for c in crd.status.conditions or []}
+            if conditions.get("Established") != "True":
+                return False
+        return True
+
+    eventually(established, "CRDs established")
+    return RELEASE
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(control_plane: ControlPlane, chart_installed: str,
+                        tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Credentials of the chart's ServiceAccount: the operator gets exactly what the chart's RBAC grants."""
+    return control_plane.service_account_kubeconfig(OPERATOR_NAMESPACE, SERVICE_ACCOUNT,
+                                                    tmp_path_factory.mktemp("sa") / "kubeconfig")
+
+
+class OperatorProcess:
+    """`clientreg-operator run` as a child process, the way the Deployment runs it."""
+
+    def __init__(self, kubeconfig: Path, log_dir: Path, *, identity: str, extra: tuple[str, ...] = ()) -> None:
+        self.kubeconfig, self.identity, self.extra = kubeconfig, identity, extra
+        self.log_path = log_dir / f"operator-{identity}.log"
+        self.probe_port, self.metrics_port = free_port(), free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        argv = [sys.executable, "-m", "clientreg_operator.cli", "run", "--all-namespaces",
+                "--kubeconfig", str(self.kubeconfig), "--cluster-resource-namespace", OPERATOR_NAMESPACE,
+                "--lease-namespace", OPERATOR_NAMESPACE, "--lease-duration", "4s", "--identity", self.identity,
+                # Short intervals keep the suite fast; behaviour is asserted, never timing.
+                "--drift-check-interval", "3s",
+                "--probe-address", f"127.0.0.1:{self.probe_port}",
+                "--metrics-address", f"127.0.0.1:{self.metrics_port}",
+                "--log-format", "json", "--log-level", "INFO", *self.extra]
+        env = dict(os.environ)
+        env.pop("KUBECONFIG", None)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed by the OS with it
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        log.close()
+        eventually(self.ready, f"operator {self.identity} serving /readyz", timeout=60)
+        return self
+
+    def ready(self) -> bool:
+        self._check_alive()
+        return httpx.get(f"http://127.0.0.1:{self.probe_port}/readyz", timeout=2).status_code == 200
+
+    def _check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"operator {self.identity} exited with {self.proc.returncode}:\n{self.log_tail()}")
+
+    def metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+
+    def is_leader(self) -> bool:
+        return any(line.startswith("clientreg_leader 1") for line in self.metrics().splitlines())
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no lease release, like a node dying."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def operator_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("operator-logs")
+
+
+@pytest.fixture(scope="session")
+def operator(operator_kubeconfig: Path, operator_logs: Path) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(operator_kubeconfig, operator_logs, identity="primary").start()
+    eventually(proc.is_leader, "the operator leading", timeout=60)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def dev_server() -> Iterator[Any]:
+    from clientreg.devserver import DevServer, DevServerSettings
+
+    server = DevServer(DevServerSettings(port=0, initial_access_token="e2e-dev-iat"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[Any]:
+    from support.oidc_provider import running_oidc_provider
+
+    with running_oidc_provider(initial_access_token="e2e-op-iat") as peer:
+        yield peer
+
+
+class Kube:
+    """Small admin-side helpers for the scenarios."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    def namespace(self, name: str) -> str:
+        with contextlib.suppress(ApiException):
+            self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        return name
+
+    def secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        body = client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data)
+        try:
+            self.core.create_namespaced_secret(namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            self.core.replace_namespaced_secret(name, namespace, body)
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            found = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return {k: base64.b64decode(v).decode() for k, v in (found.data or {}).items()}
+
+    def server(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "authorizationservers", {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "AuthorizationServer",
+            "metadata": {"name": name}, "spec": spec})
+
+    def oauth_client(self, namespace: str, name: str, spec: dict[str, Any],
+                     annotations: dict[str, str] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "oauthclients", {
+                "apiVersion": f"{GROUP}/{VERSION}", "kind": "OAuthClient",
+                "metadata": {"name": name, "annotations": annotations or {}}, "spec": spec})
+        return result
+
+    def get_client(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace,
+                                                                             "oauthclients", name)
+            return found
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def patch_client(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "oauthclients", name, patch,
+                                                   _content_type="application/merge-patch+json")
+
+    def delete_client(self, namespace: str, name: str) -> None:
+        with contextlib.suppress(ApiException):
+            self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "oauthclients", name)
+
+    def condition(self, namespace: str, name: str, type_: str = "Ready") -> dict[str, Any] | None:
+        body = self.get_client(namespace, name) or {}
+        return next((c for c in (body.get("status") or {}).get("conditions") or [] if c["type"] == type_), None)
+
+    def wait_ready(self, namespace: str, name: str, timeout: float = 90) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            body = self.get_client(namespace, name)
+            cond = self.condition(namespace, name)
+            if body and cond and cond["status"] == "True" and cond["reason"] == "InSync" and \
+                    body["status"].get("observedGeneration") == body["metadata"]["generation"]:
+                return body
+            return None
+        return eventually(ready, f"OAuthClient {namespace}/{name} Ready", timeout=timeout)
+
+    def events(self, namespace: str, name: str) -> list[Any]:
+        found = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+        return list(found.items)
+
+
+@pytest.fixture(scope="session")
+def kube(admin: client.ApiClient) -> Kube:
+    return Kube(admin)
+
+
+@pytest.fixture(scope="session")
+def scratch() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="clientreg-e2e-") as folder:
+        yield Path(folder)
+
+
+# Test modules here are not a package (rootdir import mode), so they reach these helpers as fixtures.
+
+@pytest.fixture(name="eventually", scope="session")
+def eventually_fixture() -> Callable[..., Any]:
+    return eventually
+
+
+@pytest.fixture(scope="session")
+def operator_factory(operator_kubeconfig: Path, operator_logs: Path) -> Callable[[str], OperatorProcess]:
+    """Starts another operator process (a second replica) under the same identity and Lease."""
+    def start(identity: str) -> OperatorProcess:
+        return OperatorProcess(operator_kubeconfig, operator_logs, identity=identity).start()
+    return start
+
+
+@pytest.fixture(scope="session")
+def chart_path() -> Path:
+    return CHART

@@ -1,0 +1,68 @@
+"""The kopf glue that the e2e suite found wanting: login with --kubeconfig, and AuthorizationServer status
+without kopf bookkeeping on the server objects (which would need patch on them)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import kopf
+from clientreg_operator.handlers import ServerChecker, connection_info, register
+from kubernetes import client as k8s
+
+SERVER = {"apiVersion": "clientreg.dev/v1alpha1", "kind": "AuthorizationServer",
+          "metadata": {"name": "dev", "namespace": "t", "generation": 1},
+          "spec": {"issuer": "https://as.example", "initialAccessToken": {"secretKeyRef": {"name": "iat",
+                                                                                          "key": "token"}}}}
+
+
+def test_login_uses_the_given_client_configuration() -> None:
+    configuration = k8s.Configuration(host="https://127.0.0.1:6443", api_key={"BearerToken": "sa-token"},
+                                      api_key_prefix={"BearerToken": "Bearer"})
+    configuration.ssl_ca_cert = "/tmp/ca.crt"
+    info = connection_info(configuration)
+    assert info.server == "https://127.0.0.1:6443" and info.scheme == "Bearer" and info.token == "sa-token"
+    assert info.ca_path == "/tmp/ca.crt" and not info.insecure
+
+
+def test_server_handlers_never_need_kopf_bookkeeping() -> None:
+    registry = kopf.OperatorRegistry()
+    runtime: Any = SimpleNamespace(reconciler=SimpleNamespace(cluster=None))
+    register(registry, runtime)
+    changing = registry._changing.get_all_handlers()
+    assert {str(h.id) for h in changing} == {"reconcile", "delete"}
+    server_ids = {str(h.id) for h in changing if "server" in str(h.id)}
+    assert not server_ids, f"(Cluster)AuthorizationServers must only have event handlers: {server_ids}"
+
+
+class _Cluster:
+    def __init__(self) -> None:
+        self.secrets: dict[tuple[str, str], Any] = {}
+        self.patches: list[Any] = []
+
+    def get_secret(self, namespace: str, name: str) -> Any:
+        return self.secrets.get((namespace, name))
+
+    def get_server(self, kind: str, namespace: str | None, name: str) -> Any:
+        return SERVER
+
+    def patch_server_status(self, kind: str, namespace: str | None, name: str, patch: Any) -> None:
+        self.patches.append(patch)
+
+
+def test_a_waiting_server_is_looked_at_again_and_a_deleted_one_is_not() -> None:
+    cluster = _Cluster()
+    checker = ServerChecker(SimpleNamespace(reconciler=SimpleNamespace(cluster=cluster)),  # type: ignore[arg-type]
+                            cluster_resource_namespace="clientreg", retry_after=0.01)
+
+    async def scenario() -> None:
+        await checker.on_event("ADDED", SERVER)
+        assert cluster.patches[-1]["conditions"][0]["reason"] == "Waiting"
+        assert len(checker._retries) == 1
+        await asyncio.sleep(0.2)  # looked at again, still waiting: another retry is pending
+        assert len(cluster.patches) > 1 and len(checker._retries) == 1
+        await checker.on_event("DELETED", SERVER)
+        assert not checker._retries
+
+    asyncio.run(scenario())
