@@ -20,6 +20,8 @@ from .errors import ConfigurationError
 from .spec import AuthorizationServer, ClusterAuthorizationServer, Document, OAuthClient, parse_document
 
 DEFAULT_NAMESPACE = "default"
+# libyaml's loader when PyYAML was built with it: the same safe semantics, several times faster.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SUFFIXES = {".yaml", ".yml", ".json"}
 
 
@@ -87,7 +89,7 @@ def load_documents(paths: Iterable[str | Path]) -> DocumentSet:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"cannot read: {exc.__class__.__name__}", source=str(path)) from None
         try:
-            raw_docs = list(yaml.safe_load_all(text))
+            raw_docs = list(yaml.load_all(text, Loader=_LOADER))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

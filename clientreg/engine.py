@@ -674,15 +674,18 @@ def _register(action: Action, desired: Desired, previous: RegistrationRecord | N
                 registration_access_token=previous.registration_access_token, delete_after=now + grace,
                 reason=str(action.reason)))
     _note_refusals(record, desired, info.metadata)
+    # Endpoints already known without a request go into the same first write; anything needing
+    # discovery waits until the registration is safe on disk.
+    record.issuer, record.token_endpoint = server.known_endpoints()
     _persist_registration(record, save)
-    # Endpoints published to workloads come from discovery: only after the registration is safe.
-    try:
-        record.issuer = server.issuer
-        record.token_endpoint = server.token_endpoint
-    except ClientregError as exc:
-        log.warning("could not read the token endpoint of %s: %s", server, exc)
-    else:
-        save(record)
+    if server.spec.issuer and (record.issuer is None or record.token_endpoint is None):
+        try:
+            record.issuer = server.issuer
+            record.token_endpoint = server.token_endpoint
+        except ClientregError as exc:
+            log.warning("could not read the token endpoint of %s: %s", server, exc)
+        else:
+            save(record)
     return record
 
 

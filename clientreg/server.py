@@ -73,6 +73,13 @@ class ServerConnection:
                 self._discovery = discover(self.http, self.spec.issuer)
             return self._discovery
 
+    def known_endpoints(self) -> tuple[str | None, str | None]:
+        """(issuer, token endpoint) from the spec or a discovery already made: never a request."""
+        found = self._discovery
+        if found is not None:
+            return found.server.issuer, self.spec.token_endpoint or found.server.token_endpoint
+        return None, self.spec.token_endpoint
+
     @property
     def issuer(self) -> str | None:
         d = self.discovery()
