@@ -1,4 +1,5 @@
-"""HTTP endpoints for the kubelet and Prometheus: /healthz, /readyz and /metrics.
+"""HTTP endpoints for the kubelet and Prometheus: /healthz, /readyz and /metrics; and, read-only, the
+published documents of the clients this operator holds (/documents/<host>/<path>, see documents.py).
 
 They run before leader election, so a standby replica is live and ready (it is doing its job: waiting
 to take over), and its /metrics says clientreg_leader 0.
@@ -12,6 +13,7 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .documents import PREFIX, DocumentIndex
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,8 @@ def _split_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-async def serve(address: str, *, health: Health | None = None, metrics: Metrics | None = None) -> web.AppRunner:
+async def serve(address: str, *, health: Health | None = None, metrics: Metrics | None = None,
+                documents: DocumentIndex | None = None) -> web.AppRunner:
     app = web.Application()
 
     async def healthz(_: web.Request) -> web.Response:
@@ -50,11 +53,21 @@ async def serve(address: str, *, health: Health | None = None, metrics: Metrics 
         assert metrics is not None
         return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    async def document(request: web.Request) -> web.Response:
+        assert documents is not None
+        body = documents.get(request.match_info["path"])
+        if body is None:
+            return web.Response(status=404, text="no such document\n")
+        return web.Response(body=body, content_type="application/json",
+                            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
     if health is not None:
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/readyz", readyz)
     if metrics is not None:
         app.router.add_get("/metrics", metrics_page)
+    if documents is not None:
+        app.router.add_get(PREFIX + "{path:.+}", document, allow_head=True)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host, port = _split_address(address)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from clientreg import engine
+from clientreg import engine, publish, ssrf
 from clientreg.engine import ActionKind, Desired, Outcome, Plan, Reason
 from clientreg.errors import ClientregError, ConfigurationError, DependencyNotReady, RateLimited
 from clientreg.record import RegistrationRecord
@@ -29,6 +29,7 @@ from . import status as st
 from .cluster import Body, Cluster, Conflict
 from .connections import Connections
 from .conventions import ROTATE_ANNOTATION, record_secret_name
+from .documents import DocumentIndex
 from .metrics import Metrics
 from .secrets import SecretConflict, SecretWriter, is_owned_by, read_record, render_credentials, render_record
 
@@ -36,6 +37,12 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 _MIN_REQUEUE = 1.0
+
+
+def guarded_fetch(url: str) -> Any:
+    """Published documents are read through the SSRF guard: a tenant's clientIdUrl or jwksUri must not
+    make the operator reach cluster-internal hosts (https only, no redirects, public addresses only)."""
+    return ssrf.fetch_json(url)
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,8 @@ def _utc_now() -> datetime:
 class Reconciler:
     def __init__(self, cluster: Cluster, connections: Connections, *, drift_check_interval: float,
                  metrics: Metrics | None = None, clock: Clock = _utc_now, backoff_base: float = 5.0,
-                 backoff_max: float = 300.0) -> None:
+                 backoff_max: float = 300.0, documents: DocumentIndex | None = None,
+                 fetch: engine.Fetch | None = guarded_fetch, document_requeue: float = 15.0) -> None:
         self.cluster = cluster
         self.connections = connections
         self.writer = SecretWriter(cluster)
@@ -70,6 +78,11 @@ class Reconciler:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._failures: dict[tuple[str, str], int] = {}
+        #: What the endpoints server publishes (CIMD, JWKS at jwks_uri); None: not served by this operator.
+        self.documents = documents
+        self.fetch = fetch
+        #: Requeue while a document is not served yet (DocumentNotPublished), instead of the drift interval.
+        self.document_requeue = document_requeue
 
     # --- entry points ---------------------------------------------------------------------------------
 
@@ -100,6 +113,7 @@ class Reconciler:
         record = read_record(record_secret)
         if record is None:
             return self.reconcile(namespace, name)
+        self._serve_documents(namespace, name, record)
         try:
             restored = self._publish(body, client, record)
         except SecretConflict:
@@ -117,6 +131,7 @@ class Reconciler:
         if body is None:
             self.metrics.forget(namespace, name)
             self._failures.pop((namespace, name), None)
+            self._serve_documents(namespace, name, None)
             return Result()
         deleting = bool(body["metadata"].get("deletionTimestamp"))
         try:
@@ -133,6 +148,7 @@ class Reconciler:
         except ClientregError as exc:
             return self._failed(body, client, None, exc)
         if deleting and record is None:
+            self._serve_documents(namespace, name, None)
             self.writer.release(namespace, record_name)
             self.metrics.forget(namespace, name)
             return Result(finished=True)
@@ -147,11 +163,15 @@ class Reconciler:
                 self.writer.publish(render_record(new, name=record_name, namespace=namespace, client_name=name,
                                                   owner=body), owner_uid=body["metadata"]["uid"])
             latest[0] = new
+            self._serve_documents(namespace, name, None if deleting else new)
 
         desired = Desired.from_client(client, deleting=deleting,
                                       rotation_request=(body["metadata"].get("annotations") or {})
                                       .get(ROTATE_ANNOTATION))
         now = self.clock()
+        if not deleting:
+            # Served before the engine looks at them: an operator that hosts them sees them at once.
+            self._serve_documents(namespace, name, record)
         plan: Plan | None = None
         outcome: Outcome | None = None
         error: ClientregError | None = None
@@ -165,7 +185,7 @@ class Reconciler:
                 # where the client lives and holds its registration access token.
                 server, key = _connection_from_record(record), ("", "", "")
             with self.connections.slot(key):
-                plan, outcome = engine.reconcile(desired, record, server, save, now)
+                plan, outcome = engine.reconcile(desired, record, server, save, now, fetch=self.fetch)
         except ClientregError as exc:
             error = exc
         record = latest[0]
@@ -177,6 +197,7 @@ class Reconciler:
                 self.cluster.post_event(body, warning=event.warning, reason=event.reason, message=event.message)
             self.metrics.forget(namespace, name)
             self._failures.pop((namespace, name), None)
+            self._serve_documents(namespace, name, None)
             return Result(finished=True, reason=outcome.reason if outcome else None)
 
         credentials_were = _credentials_of(body)
@@ -196,7 +217,10 @@ class Reconciler:
         self._report(body, client, record, outcome, None, secret_name=client.secret_name)
         rotated = record is not None and credentials_were is not None and credentials_were != record.client_id
         self.metrics.reconciles.labels("success").inc()
-        return Result(requeue_after=self._requeue_after(desired, record, now), rotated=rotated,
+        requeue = self._requeue_after(desired, record, now)
+        if outcome.reason == Reason.DOCUMENT_NOT_PUBLISHED:
+            requeue = max(_MIN_REQUEUE, min(requeue, self.document_requeue))
+        return Result(requeue_after=requeue, rotated=rotated,
                       secret_name=client.secret_name, client_id=record.client_id if record else None,
                       reason=outcome.reason)
 
@@ -240,6 +264,10 @@ class Reconciler:
                 self.cluster.delete_secret(namespace, previous)
         return written
 
+    def _serve_documents(self, namespace: str, name: str, record: RegistrationRecord | None) -> None:
+        if self.documents is not None:
+            self.documents.put(namespace, name, publish.documents(record))
+
     def _failed(self, body: Body, client: OAuthClient, record: RegistrationRecord | None, error: ClientregError,
                 outcome: Outcome | None = None) -> Result:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
@@ -282,6 +310,8 @@ class Reconciler:
         generation = meta.get("generation")
         expires = record.expires_at() if record else None
         usable = record is not None and (expires is None or expires > now) and not isinstance(error, SecretConflict)
+        # The AS reads the client (CIMD) or its keys (jwks_uri) from the web: not usable until served.
+        unpublished = error is None and outcome is not None and outcome.reason == Reason.DOCUMENT_NOT_PUBLISHED
         secret = secret_name or "(none)"
 
         if error is not None:
@@ -300,7 +330,7 @@ class Reconciler:
             synced = ("True", Reason.IN_SYNC, "the authorization server holds the declared metadata")
         if record is not None and not usable and expires is not None and expires <= now and error is None:
             reason, message = "SecretExpired", f"the client secret expired at {st.rfc3339(expires)}"
-        ready_status: st.ConditionStatus = "True" if usable else "False"
+        ready_status: st.ConditionStatus = "True" if usable and not unpublished else "False"
         conditions = [
             st.condition(st.READY, ready_status, str(reason), message, generation=generation, previous=previous,
                          now=now),

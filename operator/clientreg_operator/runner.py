@@ -15,6 +15,7 @@ from . import logs
 from .cluster import KubeCluster
 from .config import OperatorConfig
 from .connections import Connections
+from .documents import DocumentIndex
 from .endpoints import Health, serve
 from .handlers import register, settings_for
 from .leader import LeaseElector
@@ -53,11 +54,12 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
             loop.add_signal_handler(sig, stop.set)
     metrics = Metrics()
     health = Health()
+    documents = DocumentIndex()
     servers = []
     if cfg.probe_address:
         servers.append(await serve(cfg.probe_address, health=health))
     if cfg.metrics_address:
-        servers.append(await serve(cfg.metrics_address, metrics=metrics))
+        servers.append(await serve(cfg.metrics_address, metrics=metrics, documents=documents))
     heartbeat = asyncio.create_task(_heartbeat(health, stop))
     api = _api_client(cfg)
     elector: LeaseElector | None = None
@@ -82,7 +84,8 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
         connections = Connections(cluster, cluster_resource_namespace=cfg.cluster_resource_namespace,
                                   http_factory=metrics.http_factory)
         reconciler = Reconciler(cluster, connections, drift_check_interval=cfg.drift_check_interval,
-                                metrics=metrics, backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max)
+                                metrics=metrics, backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max,
+                                documents=documents)
         runtime = Runtime(reconciler, workers=cfg.workers, restart_deployments=cfg.restart_deployments)
         registry = kopf.OperatorRegistry()
         register(registry, runtime, label_selector=cfg.label_selector,

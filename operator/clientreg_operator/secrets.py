@@ -74,8 +74,25 @@ def _labels(client_name: str, role: str, extra: dict[str, str] | None = None) ->
     return labels
 
 
+def key_name(words: tuple[str, ...], like: str) -> str:
+    """``words`` spelt in the style of the template key ``like``: CLIENT_ID → PRIVATE_KEY, clientId → privateKey,
+    client-id → private-key, client.id → private.key; anything else (client_id) → private_key."""
+    if "-" in like:
+        sep = "-"
+    elif "." in like and "_" not in like:
+        sep = "."
+    else:
+        sep = "_"
+    if like.isupper():
+        return sep.join(words).upper()
+    if sep == "_" and "_" not in like and any(c.isupper() for c in like[1:]):
+        return words[0] + "".join(w.capitalize() for w in words[1:])
+    return sep.join(words)
+
+
 def credentials_data(record: RegistrationRecord, template: SecretTemplate) -> dict[str, str]:
-    """What workloads read: client ID and secret under the template's keys, endpoints, extra keys."""
+    """What workloads read: client ID and secret under the template's keys, endpoints, extra keys, and
+    for a private_key_jwt client the PEM private key and its key ID (named like the client ID key)."""
     secret = record.client_secret.get_secret_value() if record.client_secret else None
     values = {"clientId": record.client_id, "clientSecret": secret or "", "issuer": record.issuer or "",
               "tokenEndpoint": record.token_endpoint or ""}
@@ -91,6 +108,10 @@ def credentials_data(record: RegistrationRecord, template: SecretTemplate) -> di
         data[template.issuer_key] = record.issuer
     if template.token_endpoint_key and record.token_endpoint:
         data[template.token_endpoint_key] = record.token_endpoint
+    credentials = record.credentials()
+    for field, words in (("private_key", ("private", "key")), ("key_id", ("key", "id"))):
+        if credentials.get(field):
+            data[key_name(words, template.client_id_key)] = credentials[field]
     return data
 
 
