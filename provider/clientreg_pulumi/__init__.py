@@ -10,6 +10,6 @@ Dynamic Client Registration (RFC 7591/7592), on the same engine as the CLI and t
 """
 
 from .provider import OAuthClientError, OAuthClientProvider
-from .resource import KubernetesSecretArgs, OAuthClient
+from .resource import KeyPairArgs, KubernetesSecretArgs, OAuthClient
 
-__all__ = ["KubernetesSecretArgs", "OAuthClient", "OAuthClientError", "OAuthClientProvider"]
+__all__ = ["KeyPairArgs", "KubernetesSecretArgs", "OAuthClient", "OAuthClientError", "OAuthClientProvider"]

@@ -18,7 +18,15 @@ from pydantic import SecretStr, ValidationError
 
 from clientreg.drift import same
 from clientreg.engine import Desired
-from clientreg.spec import WIRE_NAMES, AuthorizationServerSpec, OAuthClientSpec, Rotation, SecretTemplate, ServerRef
+from clientreg.spec import (
+    WIRE_NAMES,
+    AuthorizationServerSpec,
+    KeyPair,
+    OAuthClientSpec,
+    Rotation,
+    SecretTemplate,
+    ServerRef,
+)
 
 # The engine's marker for a value not known before `up` (pulumi.runtime.rpc.UNKNOWN). Spelled out so
 # that this module imports without the Pulumi SDK (the unit tests and the core do not need it).
@@ -29,7 +37,7 @@ METADATA_ARGS: tuple[str, ...] = tuple(
     name for name, field in OAuthClientSpec.model_fields.items() if field.alias in WIRE_NAMES)
 #: Arguments handed to OAuthClientSpec as they are.
 SPEC_ARGS: tuple[str, ...] = (*METADATA_ARGS, "additional_metadata", "registration", "client_id_url",
-                              "deletion_policy")
+                              "deletion_policy", "key_pair")
 #: Flat rotation arguments → fields of the core's Rotation.
 ROTATION_ARGS: dict[str, str] = {"rotate_before": "rotate_before", "rotation_period": "period",
                                  "grace_period": "grace_period"}
@@ -64,7 +72,7 @@ _ARG_OF_WIRE: dict[str, str] = {wire: name for name, wire in _WIRE_OF_ARG.items(
 # The core's messages name fields as YAML writes them (redirectUris); Pulumi users write redirect_uris.
 _CAMEL_NAMES: dict[str, str] = {
     field.alias: name
-    for model in (OAuthClientSpec, AuthorizationServerSpec, Rotation)
+    for model in (OAuthClientSpec, AuthorizationServerSpec, Rotation, KeyPair)
     for name, field in model.model_fields.items()
     if field.alias and field.alias != name
 }
@@ -126,7 +134,7 @@ def desired(props: Mapping[str, Any], *, deleting: bool = False) -> Desired:
     return Desired(key="pulumi", metadata=spec.wire_metadata(), spec_hash=spec.spec_hash(),
                    registration=spec.registration, client_id_url=spec.client_id_url, rotation=spec.rotation,
                    deletion_policy=spec.deletion_policy, deleting=deleting,
-                   rotation_request=rotation_request(props))
+                   rotation_request=rotation_request(props), key_pair=spec.key_pair)
 
 
 def secret(props: Mapping[str, Any], name: str) -> SecretStr | None:
@@ -218,7 +226,7 @@ def problems(props: Mapping[str, Any]) -> list[tuple[str, str]]:
                 where = _argument_of(error["loc"])
                 if partial and where is None:
                     continue
-                argument = (where or _guess_argument(error["msg"])).split("[", 1)[0]
+                argument = re.split(r"[\[.]", where or _guess_argument(error["msg"]), maxsplit=1)[0]
                 # The engine shows the argument's whole value; the rule says which item is wrong.
                 rule = _rule(error) if where in (None, argument) else f"{where}: {_rule(error)}"
                 found.append((argument, rule))
@@ -247,6 +255,8 @@ def _argument_of(loc: tuple[int | str, ...]) -> str | None:
         return None
     if names[0] == "rotation" and len(names) > 1:
         return next((arg for arg, field in ROTATION_ARGS.items() if field == names[1]), names[1])
+    if names[0] == "key_pair" and len(names) > 1:
+        return f"key_pair.{names[1]}"  # the engine shows the whole key_pair: the rule names the field
     path = names[0] + "".join(f"[{p}]" for p in loc[1:] if isinstance(p, int))
     return path
 

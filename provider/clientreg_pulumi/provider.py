@@ -43,7 +43,7 @@ from pulumi.dynamic import (
 )
 from pydantic import SecretStr, ValidationError
 
-from clientreg import rfc7592
+from clientreg import publish, rfc7592
 from clientreg.drift import differences
 from clientreg.engine import (
     ActionKind,
@@ -411,8 +411,11 @@ def _credentials_of(record: RegistrationRecord | None) -> tuple[Any, ...] | None
     """What must never be lost once the AS handed it out: the clients and their tokens."""
     if record is None:
         return None
+    # Key ids too: a key pair generated in a run that fails later exists nowhere else (its public half
+    # may already be registered), so a new kid alone makes the run keep its record.
     return (record.client_id, _plain(record.registration_access_token), _plain(record.client_secret),
-            tuple((old.client_id, _plain(old.registration_access_token)) for old in record.retiring))
+            tuple((old.client_id, _plain(old.registration_access_token)) for old in record.retiring),
+            tuple(key.kid for key in record.keys))
 
 
 def _plain(value: SecretStr | None) -> str | None:
@@ -420,6 +423,7 @@ def _plain(value: SecretStr | None) -> str | None:
 
 
 def _credential_outputs(record: RegistrationRecord) -> dict[str, Any]:
+    key = record.current_key()
     return {
         "client_id": record.client_id,
         "client_secret": _plain(record.client_secret),
@@ -429,8 +433,19 @@ def _credential_outputs(record: RegistrationRecord) -> dict[str, Any]:
         "registration_access_token": _plain(record.registration_access_token),
         "retiring_client_ids": [old.client_id for old in record.retiring],
         "last_rotation": record.last_rotation.isoformat() if record.last_rotation else None,
+        # private_key_jwt: the current key (a secret output, like client_secret) and its JWS header values.
+        "private_key": _plain(key.private_key) if key is not None else None,
+        "key_id": key.kid if key is not None else None,
+        "key_algorithm": key.algorithm if key is not None else None,
+        "published_documents": published_documents(record),
         "record": record.to_storage(),
     }
+
+
+def published_documents(record: RegistrationRecord) -> dict[str, str]:
+    """URL → the JSON text to serve there (CIMD, JWKS at jwks_uri), as ``clientreg apply --publish-dir``
+    writes it. Public by definition: only public keys reach these documents."""
+    return {url: publish.render(doc).decode("utf-8") for url, doc in publish.documents(record).items()}
 
 
 def _outputs(props: Mapping[str, Any], want: Desired, record: RegistrationRecord, status: str,

@@ -12,13 +12,14 @@ from . import args
 from .provider import OAuthClientProvider
 
 #: Outputs holding credentials: encrypted in the state whatever the inputs were.
-SECRET_OUTPUTS = ["client_secret", "registration_access_token", "record"]
+#: ``record`` holds every secret above plus the private keys of ``key_pair``.
+SECRET_OUTPUTS = ["client_secret", "registration_access_token", "private_key", "record"]
 
 #: Outputs computed by the provider (declared so that they become attributes of the resource).
 COMPUTED_OUTPUTS = ("client_id", "client_secret", "client_secret_expires_at", "client_id_issued_at",
                     "registration_client_uri", "registration_access_token", "registered_metadata",
                     "retiring_client_ids", "last_rotation", "next_action_at", "status", "status_message",
-                    "record")
+                    "private_key", "key_id", "key_algorithm", "published_documents", "record")
 
 Str = pulumi.Input[str] | None
 StrList = pulumi.Input[list[pulumi.Input[str]]] | None
@@ -53,6 +54,24 @@ class KubernetesSecretArgs:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
+@dataclass
+class KeyPairArgs:
+    """A key pair clientreg generates and holds for ``private_key_jwt`` (RFC 7523 §2.2).
+
+    Needs ``token_endpoint_auth_method="private_key_jwt"``. Its public key is registered as the
+    client's ``jwks`` (or, with ``jwks_uri``, goes into ``published_documents`` for you to host); the
+    private key is the ``private_key`` output (secret). Rotation replaces the key, not the client.
+    """
+
+    algorithm: Str = "ES256"
+    """``ES256`` or ``RS256``."""
+    rsa_key_size: pulumi.Input[int] | None = None
+    """2048 (the default), 3072 or 4096; RS256 only."""
+
+    def to_input(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
 class OAuthClient(Resource, module="clientreg", name="OAuthClient"):
     """An OAuth client registered at an authorization server by Dynamic Client Registration.
 
@@ -77,6 +96,14 @@ class OAuthClient(Resource, module="clientreg", name="OAuthClient"):
 
     Adoption: a client registered elsewhere is taken over on create from ``adopt_client_id``,
     ``adopt_registration_client_uri`` and ``adopt_registration_access_token``.
+
+    private_key_jwt: ``key_pair=KeyPairArgs(algorithm="ES256")`` with
+    ``token_endpoint_auth_method="private_key_jwt"`` generates a key pair; ``private_key`` (secret),
+    ``key_id`` and ``key_algorithm`` are what workloads sign their client assertions with.
+
+    Client ID Metadata Documents: ``registration="cimd"`` with ``client_id_url`` registers nothing;
+    ``published_documents`` (``{url: JSON text}``, also the JWKS of a ``key_pair`` with ``jwks_uri``)
+    is what to serve at those URLs.
 
     Kubernetes: ``kubernetes_secret=KubernetesSecretArgs(name=..., namespace=...)`` publishes the
     credentials in a Secret shaped like the operator's (same keys and template), kept current by
@@ -103,8 +130,17 @@ class OAuthClient(Resource, module="clientreg", name="OAuthClient"):
     status: pulumi.Output[str]
     """``InSync``, or the engine's reason (``DriftAtServer`` after a refresh, ``ServerRefusedValue``, …)."""
     status_message: pulumi.Output[str]
+    private_key: pulumi.Output[str | None]
+    """``key_pair`` only: the current private key, PKCS#8 PEM (secret)."""
+    key_id: pulumi.Output[str | None]
+    """``key_pair`` only: the ``kid`` of ``private_key``, for the assertion's JWS header."""
+    key_algorithm: pulumi.Output[str | None]
+    published_documents: pulumi.Output[dict[str, str]]
+    """URL → JSON text to serve there: the Client ID Metadata Document of a ``registration="cimd"``
+    client, the JWK Set of a ``key_pair`` at ``jwks_uri``. Public keys only."""
     record: pulumi.Output[dict[str, Any]]
-    """The registration record the provider keeps between runs (secret)."""
+    """The registration record the provider keeps between runs (secret: it holds every credential and
+    private key)."""
 
     def __init__(
         self,
@@ -147,6 +183,7 @@ class OAuthClient(Resource, module="clientreg", name="OAuthClient"):
         additional_metadata: pulumi.Input[dict[str, Any]] | None = None,
         registration: Str = None,
         client_id_url: Str = None,
+        key_pair: KeyPairArgs | pulumi.Input[dict[str, Any]] | None = None,
         # --- lifecycle
         rotation_trigger: pulumi.Input[Any] | None = None,
         rotate_before: Str = None,
@@ -163,6 +200,8 @@ class OAuthClient(Resource, module="clientreg", name="OAuthClient"):
     ) -> None:
         given = {name: value for name, value in locals().items()
                  if name not in ("self", "resource_name", "opts", "__class__") and value is not None}
+        if isinstance(key_pair, KeyPairArgs):
+            given["key_pair"] = key_pair.to_input()
         if isinstance(kubernetes_secret, KubernetesSecretArgs):
             given[args.KUBERNETES_SECRET] = kubernetes_secret.to_input()
         if kubernetes_secret is not None:
