@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ from .engine import Desired, Outcome, Plan, Reason, fetch_published, next_wakeup
 from .errors import ClientregError, ConfigurationError, describe
 from .http import HttpClient, HttpSettings
 from .record import RegistrationRecord
-from .resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE, resolve_server
+from .resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE, resolve_server, server_key
 from .server import ServerConnection
 from .spec import AuthorizationServerSpec, OAuthClient
 from .store import DEFAULT_STATE_DIR, Entry, LocalStore
@@ -134,6 +135,7 @@ class Runner:
         self.http_settings = http_settings
         self.publish_dir = publish_dir
         self.connections: dict[tuple[str, str, str], ServerConnection] = {}
+        self._connections_lock = threading.Lock()
         # Published documents (CIMD, JWKS at jwks_uri) live on the client's web host, not at an AS.
         self.documents_http = HttpClient(HttpSettings(retries=1, max_body_bytes=256 * 1024))
         self.fetch = fetch_published(self.documents_http)
@@ -155,11 +157,17 @@ class Runner:
                          "ClusterAuthorizationServer")
 
     def connection(self, client: OAuthClient) -> ServerConnection:
-        http = None
-        if self.http_settings is not None:
-            http = HttpClient(self.http_settings)
-        return resolve_server(client, _find_server(self.docs), _find_secret(self.docs),
-                              cluster_resource_namespace=self.cluster_ns, cache=self.connections, http=http)
+        # One connection per AS for the whole run, even when the first clients of a concurrent apply
+        # arrive together: else each worker discovers on its own and gets its own rate-limit bucket.
+        with self._connections_lock:
+            cached = self.connections.get(server_key(client))
+            if cached is not None:
+                return cached
+            http = None
+            if self.http_settings is not None:
+                http = HttpClient(self.http_settings)
+            return resolve_server(client, _find_server(self.docs), _find_secret(self.docs),
+                                  cluster_resource_namespace=self.cluster_ns, cache=self.connections, http=http)
 
     def apply_one(self, client: OAuthClient, *, deleting: bool = False,
                   rotation_request: str | None = None) -> Result:

@@ -7,6 +7,7 @@ apply of N clients costs N RFC 7592 reads and nothing else.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,9 +15,12 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from .discovery import Discovery, discover, registration_endpoint_of
-from .errors import PolicyViolation
+from .errors import ClientregError, PolicyViolation
 from .http import HttpClient, HttpSettings
 from .spec import AuthorizationServerSpec
+
+#: Seconds a failed discovery is remembered before the next attempt.
+DISCOVERY_FAILURE_TTL = 15.0
 
 
 def http_settings_for(spec: AuthorizationServerSpec) -> HttpSettings:
@@ -39,6 +43,7 @@ class ServerConnection:
         self._initial_access_token = initial_access_token
         self._software_statement = software_statement
         self._discovery: Discovery | None = None
+        self._failure: tuple[float, ClientregError] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -70,7 +75,16 @@ class ServerConnection:
             return None
         with self._lock:
             if self._discovery is None:
-                self._discovery = discover(self.http, self.spec.issuer)
+                # A failure is remembered briefly: with the AS down, every waiting client would
+                # otherwise repeat the whole retry schedule, one after the other, under this lock.
+                if self._failure is not None and time.monotonic() - self._failure[0] < DISCOVERY_FAILURE_TTL:
+                    raise self._failure[1]
+                try:
+                    self._discovery = discover(self.http, self.spec.issuer)
+                except ClientregError as exc:
+                    self._failure = (time.monotonic(), exc)
+                    raise
+                self._failure = None
             return self._discovery
 
     def known_endpoints(self) -> tuple[str | None, str | None]:

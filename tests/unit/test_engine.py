@@ -320,3 +320,17 @@ def test_a_record_saved_before_its_endpoints_is_completed_on_the_next_look() -> 
     the_plan, _ = h.run(make_client())
     assert the_plan.reason is Reason.IN_SYNC and fake.writes() == 0
     assert h.stored.token_endpoint == f"{ISSUER}/token" and h.stored.issuer == ISSUER
+
+
+def test_a_failed_discovery_is_not_repeated_by_every_waiting_client() -> None:
+    from clientreg.errors import ClientregError
+
+    fake = FakeAS()
+    fake.fail_next = [503] * 100  # the AS is down for discovery
+    h = Harness(fake)
+    with pytest.raises(ClientregError):
+        h.run(make_client())
+    tried = fake.calls["GET /.well-known/oauth-authorization-server"]
+    with pytest.raises(ClientregError):
+        h.run(make_client())
+    assert fake.calls["GET /.well-known/oauth-authorization-server"] == tried  # remembered, not retried
