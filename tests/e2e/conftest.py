@@ -19,8 +19,9 @@ import httpx
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from support.cache import free_port
+from support.cache import free_port, unavailable
 from support.kube import ComponentUnavailable, ControlPlane, ensure_helm, helm_env, skip_unless_ci
+from support.pulumi_engine import PulumiUnavailable, ensure_pulumi
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "clientreg"
@@ -45,6 +46,15 @@ def eventually(check: Callable[[], T | None], what: str, timeout: float = 60.0, 
         time.sleep(interval)
     pytest.fail(f"{what} did not happen within {timeout:.0f} s" + (f" (last error: {last_error})"
                                                                    if last_error else ""))
+
+
+@pytest.fixture(scope="session")
+def pulumi_bin() -> Path:
+    """The real Pulumi CLI, built once into the cache (every Pulumi e2e module shares it)."""
+    try:
+        return Path(ensure_pulumi())
+    except PulumiUnavailable as exc:
+        unavailable("the Pulumi engine", str(exc))
 
 
 @pytest.fixture(scope="session")

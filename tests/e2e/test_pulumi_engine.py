@@ -16,8 +16,7 @@ from typing import Any
 import pulumi
 import pytest
 from pulumi import automation as auto
-from support.cache import in_ci
-from support.pulumi_engine import PulumiUnavailable, ensure_pulumi, export_stack_encrypted, inline_stack
+from support.pulumi_engine import export_stack_encrypted, inline_stack
 from support.pulumi_fixture_provider import Token, record_path
 
 pytestmark = pytest.mark.e2e
@@ -27,16 +26,6 @@ SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 DYNAMIC_TYPE = "pulumi-python:dynamic:Resource"
 # The change kinds that would mean a preview or refresh found drift.
 CHANGES = {"create", "update", "delete", "replace", "create-replacement", "delete-replaced"}
-
-
-@pytest.fixture(scope="module")
-def pulumi_bin() -> Path:
-    try:
-        return ensure_pulumi()
-    except PulumiUnavailable as exc:
-        if in_ci():
-            pytest.fail(f"CI must build the Pulumi engine: {exc}")
-        pytest.skip(f"Pulumi engine unavailable: {exc}")
 
 
 @pytest.fixture

@@ -22,9 +22,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pulumi import automation as auto
 from pydantic import SecretStr
-from support.cache import in_ci
 from support.kube import ControlPlane
-from support.pulumi_engine import PulumiUnavailable, ensure_pulumi, inline_stack
+from support.pulumi_engine import inline_stack
 
 from clientreg.devserver import DevServer, DevServerSettings
 from clientreg.http import HttpClient
@@ -38,16 +37,6 @@ NAMESPACE = "pulumi-secrets"
 SECRET_NAME = "api-oauth"
 PROJECT, STACK_NAME = "clientreg-kubernetes", "dev"
 OWNER = f"pulumi:{PROJECT}/{STACK_NAME}/api"
-
-
-@pytest.fixture(scope="module")
-def pulumi_bin() -> Path:
-    try:
-        return Path(ensure_pulumi())
-    except PulumiUnavailable as exc:
-        if in_ci():
-            pytest.fail(f"CI must build the Pulumi engine: {exc}")
-        pytest.skip(f"Pulumi engine unavailable: {exc}")
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,7 @@ import pytest
 from clientreg_pulumi import OAuthClient
 from pulumi import automation as auto
 from pydantic import SecretStr
-from support.cache import in_ci
-from support.pulumi_engine import PulumiUnavailable, ensure_pulumi, inline_stack, pulumi_env
+from support.pulumi_engine import ensure_pulumi, inline_stack, pulumi_env
 
 from clientreg import rfc7591, rfc7592
 from clientreg.devserver import DevServer, DevServerSettings
@@ -39,16 +38,6 @@ SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRET_LIFETIME = 3600
 # The pulumi:pulumi:Stack resource is created with the first up and deleted by destroy.
 STACK = 1
-
-
-@pytest.fixture(scope="module")
-def pulumi_bin() -> Path:
-    try:
-        return Path(ensure_pulumi())
-    except PulumiUnavailable as exc:
-        if in_ci():
-            pytest.fail(f"CI must build the Pulumi engine: {exc}")
-        pytest.skip(f"Pulumi engine unavailable: {exc}")
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from support.cache import (
     go_build_tools_module,
     is_complete,
     mark_complete,
+    stop_process,
     unavailable,
 )
 from support.peers import PeerServer
@@ -135,14 +136,6 @@ def _wait_ready(proc: subprocess.Popen[bytes], public_url: str, admin_url: str, 
         time.sleep(0.2)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
 
 def _config(public_port: int, admin_port: int, default_scope: list[str]) -> dict[str, Any]:
     public_url = f"http://127.0.0.1:{public_port}"
@@ -203,11 +196,11 @@ def running_hydra(*, default_scope: list[str] | None = None) -> Iterator[PeerSer
                 metadata = _wait_ready(proc, public_url, admin_url, log_path)
                 break
             except _PortTaken:
-                _stop(proc)
+                stop_process(proc)
                 if attempt == 2:
                     raise
             except BaseException:
-                _stop(proc)
+                stop_process(proc)
                 raise
         try:
             yield PeerServer(
@@ -227,4 +220,4 @@ def running_hydra(*, default_scope: list[str] | None = None) -> Iterator[PeerSer
                 },
             )
         finally:
-            _stop(proc)
+            stop_process(proc)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import httpx
 
-from support.cache import build_lock, component_dir, free_port, is_complete, mark_complete, unavailable
+from support.cache import build_lock, component_dir, free_port, is_complete, mark_complete, stop_process, unavailable
 from support.peers import PeerServer
 
 PACKAGE_DIR = Path(__file__).parent / "oidc-provider"
@@ -213,12 +213,12 @@ def running_oidc_provider(
                 continue
             raise
         except BaseException:
-            _stop(proc)
+            stop_process(proc)
             raise
         break
     if metadata.get("issuer") != f"http://127.0.0.1:{port}{mount}":
         # Node lost the port to another local server that happens to serve discovery.
-        _stop(proc)
+        stop_process(proc)
         raise RuntimeError(f"port {port} answers for issuer {metadata.get('issuer')!r}, not oidc-provider")
     try:
         yield PeerServer(
@@ -236,13 +236,5 @@ def running_oidc_provider(
             },
         )
     finally:
-        _stop(proc)
+        stop_process(proc)
 
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
