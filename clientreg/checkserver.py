@@ -19,6 +19,7 @@ from .errors import ClientregError, ProtocolError
 from .http import HttpClient, HttpSettings
 from .record import RegistrationRecord
 from .rfc7591 import ClientInformation
+from .ssrf import USER_CONFIGURED, AddressPolicy
 from .tokens import client_credentials_token
 
 YES, NO, PARTIAL, ERROR, SKIPPED = "yes", "no", "partial", "error", "skipped"
@@ -54,9 +55,10 @@ def _probe_metadata(tag: str) -> dict[str, Any]:
 
 
 def check_server(issuer: str, *, initial_access_token: str | None = None, registration_endpoint: str | None = None,
-                 ca_bundle: str | None = None, http: HttpClient | None = None) -> Report:
+                 ca_bundle: str | None = None, http: HttpClient | None = None,
+                 address_policy: AddressPolicy | None = USER_CONFIGURED) -> Report:
     own_http = http is None
-    http = http or HttpClient(HttpSettings(ca_bundle=ca_bundle))
+    http = http or HttpClient(HttpSettings(ca_bundle=ca_bundle, address_policy=address_policy))
     try:
         return _run(http, issuer, SecretStr(initial_access_token) if initial_access_token else None,
                     registration_endpoint)

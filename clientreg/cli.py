@@ -33,12 +33,16 @@ from .record import RegistrationRecord
 from .resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE, resolve_server, server_key
 from .server import ServerConnection
 from .spec import AuthorizationServerSpec, OAuthClient
+from .ssrf import USER_CONFIGURED
 from .store import DEFAULT_STATE_DIR, Entry, LocalStore
 
 # Piped output (CI logs, `| less`) gets a wide table rather than rich's 80-column default.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 log = logging.getLogger("clientreg")
+# The person running the CLI wrote the YAML: their local and private servers are fine, but no URL (nor a
+# lying discovery document) may make clientreg connect to link-local addresses such as 169.254.169.254.
+ADDRESS_POLICY = USER_CONFIGURED
 
 
 def _fail(exc: ClientregError) -> NoReturn:
@@ -137,7 +141,8 @@ class Runner:
         self.connections: dict[tuple[str, str, str], ServerConnection] = {}
         self._connections_lock = threading.Lock()
         # Published documents (CIMD, JWKS at jwks_uri) live on the client's web host, not at an AS.
-        self.documents_http = HttpClient(HttpSettings(retries=1, max_body_bytes=256 * 1024))
+        self.documents_http = HttpClient(HttpSettings(retries=1, max_body_bytes=256 * 1024,
+                                                      address_policy=ADDRESS_POLICY))
         self.fetch = fetch_published(self.documents_http)
 
     def check_references(self) -> None:
@@ -167,7 +172,8 @@ class Runner:
             if self.http_settings is not None:
                 http = HttpClient(self.http_settings)
             return resolve_server(client, _find_server(self.docs), _find_secret(self.docs),
-                                  cluster_resource_namespace=self.cluster_ns, cache=self.connections, http=http)
+                                  cluster_resource_namespace=self.cluster_ns, cache=self.connections, http=http,
+                                  address_policy=ADDRESS_POLICY)
 
     def apply_one(self, client: OAuthClient, *, deleting: bool = False,
                   rotation_request: str | None = None) -> Result:
@@ -432,7 +438,7 @@ def token(name: str, state_dir: Path, namespace: str | None, scope: str | None, 
     entry = _one(LocalStore(state_dir), name, namespace)
     assert entry.record is not None
     try:
-        with HttpClient() as http:
+        with HttpClient(HttpSettings(address_policy=ADDRESS_POLICY)) as http:
             result = client_credentials_token(http, entry.record, scope=scope)
     except ClientregError as exc:
         _fail(exc)
@@ -525,7 +531,7 @@ def _delete_by_record(store: LocalStore, entry: Entry) -> Result:
                                    or record.registration_client_uri)
     desired = Desired(key=entry.key, metadata={}, spec_hash=record.spec_hash, deleting=True,
                       registration="cimd" if record.registration == "cimd" else "dcr")
-    server = ServerConnection.for_spec(spec, name=entry.key)
+    server = ServerConnection.for_spec(spec, name=entry.key, address_policy=ADDRESS_POLICY)
     try:
         _, outcome = reconcile(desired, record, server, lambda r: store.delete(entry.namespace, entry.name)
                                if r is None else store.write(Entry(entry.namespace, entry.name, r, entry.status)))
@@ -546,7 +552,7 @@ def discover(url: str, output: str, ca_bundle: Path | None) -> None:
     """Find an AS's metadata from its issuer, or from an MCP server / protected resource URL."""
     from .discovery import discover as run_discovery
 
-    settings = HttpSettings(ca_bundle=ca_bundle.read_text() if ca_bundle else None)
+    settings = HttpSettings(ca_bundle=ca_bundle.read_text() if ca_bundle else None, address_policy=ADDRESS_POLICY)
     try:
         with HttpClient(settings) as http:
             found = run_discovery(http, url)
@@ -581,7 +587,8 @@ def check_server(issuer: str, initial_access_token_file: Path | None, registrati
     iat = initial_access_token_file.read_text().strip() if initial_access_token_file else None
     try:
         report = run_check(issuer, initial_access_token=iat, registration_endpoint=registration_endpoint,
-                           ca_bundle=ca_bundle.read_text() if ca_bundle else None)
+                           ca_bundle=ca_bundle.read_text() if ca_bundle else None,
+                           address_policy=ADDRESS_POLICY)
     except ClientregError as exc:
         _fail(exc)
     if output == "json":

@@ -16,13 +16,88 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, redact
 from .spec import AuthorizationServer, ClusterAuthorizationServer, Document, OAuthClient, parse_document
 
 DEFAULT_NAMESPACE = "default"
 # libyaml's loader when PyYAML was built with it: the same safe semantics, several times faster.
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SUFFIXES = {".yaml", ".yml", ".json"}
+#: Kubernetes stores no object larger than about 1.5 MiB (etcd's request limit): a document that could not be
+#: applied with kubectl is refused here too, measured with YAML aliases expanded (a "billion laughs" is tiny
+#: as text and enormous once its aliases are followed).
+MAX_DOCUMENT_SIZE = 1_572_864
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
+    """Safe YAML, stricter where PyYAML is silently lenient or crashes.
+
+    A duplicate key is an error (PyYAML keeps the last one, so a second ``redirectUris`` would quietly win;
+    kubectl refuses it too), and a scalar that cannot become its type (``2020-13-45``, ``!!int abc``, an
+    integer of 5000 digits) is a YAML error with a position instead of a ValueError from deep inside PyYAML.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[tuple[str, str]] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"found duplicate key {redact(repr(key_node.value), 80)}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)  # type: ignore[no-any-return]
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, ArithmeticError, LookupError, AttributeError) as exc:
+            # PyYAML's constructors trip over odd scalars in all these ways (``!!int`` alone: IndexError).
+            # The value itself stays out of the message: it may be a Secret's.
+            what = str(node.tag).rsplit(":", 1)[-1]
+            detail = str(exc)
+            quoted = isinstance(node, yaml.ScalarNode) and node.value and node.value in detail
+            shown = f" ({redact(detail, 80)})" if detail and not quoted else ""
+            raise yaml.constructor.ConstructorError(None, None, f"this value is not a valid {what}{shown}",
+                                                    node.start_mark) from None
+
+
+def _expanded_size(root: Any) -> int | None:
+    """About the length of ``root`` as JSON once every alias is followed, computed without following them;
+    None when it contains itself (a recursive alias)."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if not isinstance(node, dict | list) or id(node) in sizes:
+            continue
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        if not children_done:
+            if id(node) in open_:
+                return None
+            open_.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if isinstance(child, dict | list))
+            continue
+        open_.discard(id(node))
+        total = 2 + len(children)
+        for child in children:
+            if isinstance(child, dict | list):
+                if id(child) not in sizes:
+                    return None  # reached again while still open: a cycle
+                total += sizes[id(child)]
+            else:
+                total += len(child) if isinstance(child, str | bytes) else 8
+        # Capped: nine levels of nine aliases would otherwise make a 30-digit number for nothing.
+        sizes[id(node)] = min(total, MAX_DOCUMENT_SIZE + 1)
+    if isinstance(root, dict | list):
+        return sizes[id(root)]
+    return len(root) if isinstance(root, str | bytes) else 8
 
 
 @dataclass
@@ -89,7 +164,9 @@ def load_documents(paths: Iterable[str | Path]) -> DocumentSet:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"cannot read: {exc.__class__.__name__}", source=str(path)) from None
         try:
-            raw_docs = list(yaml.load_all(text, Loader=_LOADER))
+            raw_docs = list(yaml.load_all(text, Loader=_Loader))
+        except RecursionError:
+            raise ConfigurationError("invalid YAML: nested too deeply", source=str(path)) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -99,6 +176,14 @@ def load_documents(paths: Iterable[str | Path]) -> DocumentSet:
             if raw is None:
                 continue
             source = f"{path} (document {index + 1})"
+            size = _expanded_size(raw)
+            if size is None:
+                raise ConfigurationError("the document contains itself (a recursive YAML alias)", source=source,
+                                         rule="no recursive aliases")
+            if size > MAX_DOCUMENT_SIZE:
+                raise ConfigurationError(
+                    f"the document is larger than {MAX_DOCUMENT_SIZE // 1024} KiB with its YAML aliases expanded, "
+                    "more than Kubernetes stores for one object", source=source, rule="size")
             if isinstance(raw, Mapping) and raw.get("kind") == "List" and isinstance(raw.get("items"), list):
                 for item in raw["items"]:
                     docs.add(_parse(item, source), source)
@@ -120,6 +205,14 @@ def parse_secret(raw: Mapping[str, Any], source: str) -> SecretDoc:
         raise ConfigurationError("required field is missing", source=source, document="Secret",
                                  field="metadata.name")
     label = f"Secret/{name}"
+    namespace = meta.get("namespace") or DEFAULT_NAMESPACE
+    if not isinstance(namespace, str):
+        raise ConfigurationError("must be a string", source=source, document=label, field="metadata.namespace")
+    for section in ("data", "stringData"):
+        if not isinstance(raw.get(section) or {}, Mapping):
+            # The values are credentials: the message names the field, never what is in it.
+            raise ConfigurationError("must be a mapping of key to value", source=source, document=label,
+                                     field=section)
     data: dict[str, str] = {}
     for key, value in (raw.get("data") or {}).items():
         try:
@@ -129,4 +222,4 @@ def parse_secret(raw: Mapping[str, Any], source: str) -> SecretDoc:
                                      source=source, document=label, field=f"data.{key}") from None
     for key, value in (raw.get("stringData") or {}).items():
         data[str(key)] = str(value)
-    return SecretDoc(namespace=meta.get("namespace") or DEFAULT_NAMESPACE, name=name, data=data)
+    return SecretDoc(namespace=namespace, name=name, data=data)

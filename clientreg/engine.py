@@ -38,6 +38,7 @@ from .record import ClientKey, RegistrationRecord, RetiringClient
 from .rfc7591 import ClientInformation
 from .server import ServerConnection
 from .spec import KeyPair, OAuthClient, Rotation, request_metadata
+from .ssrf import USER_CONFIGURED
 
 log = logging.getLogger("clientreg.engine")
 
@@ -385,7 +386,7 @@ def _observe_published(record: RegistrationRecord, fetch: Fetch | None) -> tuple
     own: HttpClient | None = None
     if fetch is None:
         # Documents live on the client's web host, not at the AS: its caBundle and rate limit do not apply.
-        own = HttpClient(HttpSettings(retries=1, max_body_bytes=256 * 1024))
+        own = HttpClient(HttpSettings(retries=1, max_body_bytes=256 * 1024, address_policy=USER_CONFIGURED))
         fetch = fetch_published(own)
     seen = []
     try:

@@ -23,9 +23,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 
+import httpcore
 import httpx
 from pydantic import SecretStr
 
@@ -37,6 +38,9 @@ from .errors import (
     TransportError,
     redact,
 )
+
+if TYPE_CHECKING:  # ssrf imports this module: the runtime import happens where the guard is built
+    from .ssrf import AddressPolicy, Resolver
 
 __all__ = [
     "USER_AGENT",
@@ -99,6 +103,12 @@ class HttpSettings:
     requests_per_second: float | None = None
     allow_insecure_loopback: bool = True
     max_body_bytes: int = 1_000_000
+    #: Seconds one attempt may take from sending to the last byte of the body. ``timeout`` bounds each
+    #: read, so without this a server dripping a byte every few seconds would hold a reconcile forever.
+    deadline: float = 60.0
+    #: Which addresses connections may go to, checked after resolving and before connecting
+    #: (:mod:`clientreg.ssrf`). None: any address (and proxies from the environment are honoured).
+    address_policy: AddressPolicy | None = None
 
     def __post_init__(self) -> None:
         for name in ("timeout", "connect_timeout", "backoff_base", "backoff_max", "max_retry_after"):
@@ -111,6 +121,8 @@ class HttpSettings:
                                      field="requestsPerSecond")
         if self.max_body_bytes <= 0:
             raise ConfigurationError(f"must be positive, got {self.max_body_bytes}", field="max_body_bytes")
+        if self.deadline <= 0:
+            raise ConfigurationError(f"must be positive, got {self.deadline}", field="deadline")
 
 
 # --- URL policy -----------------------------------------------------------------------------
@@ -466,6 +478,48 @@ def _is_tls_failure(exc: BaseException) -> bool:
     return bool(re.search(r"\bSSL\b|\bTLS\b|CERTIFICATE_VERIFY_FAILED|certificate verify", str(exc)))
 
 
+# httpx's own defaults (httpx._config.DEFAULT_LIMITS), so that guarding a client changes nothing else.
+_LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport with every TCP connection made by :class:`clientreg.ssrf.GuardedBackend`.
+
+    httpx.HTTPTransport takes no network backend, so its connection pool is built here the way it
+    builds one without a proxy. TLS is unchanged by the guard: the backend dials the vetted address,
+    and httpcore then starts TLS with ``server_hostname`` set to the URL's host, so SNI and certificate
+    verification are against the name in the URL, never the address.
+    """
+
+    def __init__(self, policy: AddressPolicy, *, verify: ssl.SSLContext | bool = True, trust_env: bool = True,
+                 resolver: Resolver | None = None, network_backend: httpcore.NetworkBackend | None = None,
+                 limits: httpx.Limits = _LIMITS) -> None:
+        from .ssrf import GuardedBackend
+
+        self.backend = GuardedBackend(policy, resolver=resolver, inner=network_backend)
+        # trust_env here only means SSL_CERT_FILE / SSL_CERT_DIR, as it does for an unguarded client.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=trust_env),
+            max_connections=limits.max_connections, max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry, http1=True, http2=False, retries=0,
+            network_backend=self.backend)
+
+
+_HELD_LOCATION: Final = "clientreg.held_location"
+
+
+def _hold_location(response: httpx.Response) -> None:
+    """Take ``Location`` off a redirect before httpx sees it. Even when it will not follow a redirect, httpx
+    parses the Location to prepare one, and a hostile value (``javascript:x``, control characters) makes it
+    raise from deep inside ``send``; clientreg only ever quotes the value in an error."""
+    if 300 <= response.status_code < 400:
+        raw = [(k, v) for k, v in response.headers.raw if k.lower() != b"location"]
+        if len(raw) != len(response.headers.raw):
+            response.extensions[_HELD_LOCATION] = next(
+                v for k, v in response.headers.raw if k.lower() == b"location")
+            response.headers = httpx.Headers(raw)
+
+
 class _Failure(Exception):
     """An attempt failed without an HTTP answer; ``delivered`` says whether the server may have acted."""
 
@@ -489,12 +543,18 @@ class HttpClient:
                  on_response: Callable[[str, str, int], None] | None = None,
                  clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 resolver: Resolver | None = None,
+                 network_backend: httpcore.NetworkBackend | None = None) -> None:
         self.settings = settings or HttpSettings()
         self._transport = transport
+        # Under the address policy only (tests): how names resolve and what finally opens a socket.
+        self._resolver = resolver
+        self._network_backend = network_backend
         self._sleep = sleep
         self._on_response = on_response
         self._clock = clock
+        self._monotonic = monotonic
         self._random = rng or random.Random()
         rps = self.settings.requests_per_second
         self._bucket = _TokenBucket(rps, monotonic) if rps else None
@@ -511,14 +571,21 @@ class HttpClient:
                 raise ConfigurationError(f"not a usable PEM certificate bundle: {exc}", field="caBundle",
                                          rule="pem") from None
         s = self.settings
+        transport = self._transport
+        if transport is None and s.address_policy is not None:
+            # No proxy from the environment either: a proxy resolves and connects on its own, out of
+            # the guard's sight, and could reach exactly the addresses the policy refuses.
+            transport = GuardedTransport(s.address_policy, verify=verify, resolver=self._resolver,
+                                         network_backend=self._network_backend)
         return httpx.Client(
             timeout=httpx.Timeout(s.timeout, connect=s.connect_timeout),
             follow_redirects=False,
             verify=verify,
-            transport=self._transport,
+            transport=transport,
             # An injected transport must see every request: no proxy from the environment.
-            trust_env=self._transport is None,
+            trust_env=transport is None,
             headers={"User-Agent": USER_AGENT},
+            event_hooks={"response": [_hold_location]},
         )
 
     # Pickling (Pulumi serialises dynamic providers): the connection pool and SSL context are
@@ -637,12 +704,16 @@ class HttpClient:
                    content: bytes | None) -> httpx.Response:
         host = target.host
         request = self._client.build_request(method, target, headers=headers, content=content)
+        started = self._monotonic()
         try:
             streamed = self._client.send(request, stream=True)
             try:
-                body = self._read_bounded(streamed, method, shown)
+                body = self._read_bounded(streamed, method, shown, started)
             finally:
                 streamed.close()
+        except PolicyViolation as exc:
+            # The address guard refused the connection: nothing was sent, and repeating cannot help.
+            raise type(exc)(f"{method} {shown}: {exc.message}", rule=exc.rule) from None
         except httpx.ConnectError as exc:
             if _is_tls_failure(exc):
                 raise TransportError(
@@ -676,12 +747,16 @@ class HttpClient:
         log.debug("%s %s -> %s", method, shown, streamed.status_code)
         # Rebuild a plain response around the bytes already read; the encoding headers no longer
         # describe them (they are decoded) and would make httpx decode twice.
-        kept = [(k, v) for k, v in streamed.headers.multi_items()
-                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        # Raw bytes: a header that is not ASCII (a UTF-8 Location, a stray \xff) survives as sent.
+        kept = [(k, v) for k, v in streamed.headers.raw
+                if k.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")]
+        held = streamed.extensions.get(_HELD_LOCATION)
+        if held is not None:
+            kept.append((b"location", held))
         return httpx.Response(streamed.status_code, headers=kept, content=body, request=request)
 
-    def _read_bounded(self, response: httpx.Response, method: str, shown: str) -> bytes:
-        limit = self.settings.max_body_bytes
+    def _read_bounded(self, response: httpx.Response, method: str, shown: str, started: float) -> bytes:
+        limit, deadline = self.settings.max_body_bytes, self.settings.deadline
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise ProtocolError(f"{method} {shown}: the AS announced a {declared}-byte body, more than the "
@@ -693,6 +768,10 @@ class HttpClient:
             if total > limit:
                 raise ProtocolError(f"{method} {shown}: the body exceeds the {limit} bytes clientreg reads",
                                     status=response.status_code, url=shown)
+            if self._monotonic() - started > deadline:
+                # Checked per chunk: a drip of one byte per read never trips the per-read timeout.
+                raise _Failure(f"the answer from {response.request.url.host} was not complete after "
+                               f"{deadline:g}s ({total} bytes so far)", delivered=True)
             chunks.append(chunk)
         return b"".join(chunks)
 

@@ -16,6 +16,7 @@ from .errors import ConfigurationError, DependencyNotReady
 from .http import HttpClient
 from .server import ServerConnection
 from .spec import AuthorizationServerSpec, OAuthClient, SecretRef
+from .ssrf import USER_CONFIGURED, AddressPolicy
 
 DEFAULT_CLUSTER_RESOURCE_NAMESPACE = "clientreg"
 
@@ -37,7 +38,8 @@ def resolve_server(client: OAuthClient, find_server: ServerLookup, find_secret: 
                    cluster_resource_namespace: str = DEFAULT_CLUSTER_RESOURCE_NAMESPACE,
                    http: HttpClient | None = None,
                    on_response: Callable[[str, str, int], None] | None = None,
-                   cache: dict[tuple[str, str, str], ServerConnection] | None = None) -> ServerConnection:
+                   cache: dict[tuple[str, str, str], ServerConnection] | None = None,
+                   address_policy: AddressPolicy | None = USER_CONFIGURED) -> ServerConnection:
     kind, ns, name = server_key(client)
     if cache is not None and (kind, ns, name) in cache:
         return cache[(kind, ns, name)]
@@ -59,7 +61,7 @@ def resolve_server(client: OAuthClient, find_server: ServerLookup, find_secret: 
         return value.get_secret_value() if value else None
 
     conn = ServerConnection.for_spec(spec, name=owner, initial_access_token=iat, software_statement=statement,
-                                     http=http, on_response=on_response)
+                                     http=http, on_response=on_response, address_policy=address_policy)
     if cache is not None:
         cache[(kind, ns, name)] = conn
     return conn

@@ -18,15 +18,17 @@ from .discovery import Discovery, discover, registration_endpoint_of
 from .errors import ClientregError, PolicyViolation
 from .http import HttpClient, HttpSettings
 from .spec import AuthorizationServerSpec
+from .ssrf import USER_CONFIGURED, AddressPolicy
 
 #: Seconds a failed discovery is remembered before the next attempt.
 DISCOVERY_FAILURE_TTL = 15.0
 
 
-def http_settings_for(spec: AuthorizationServerSpec) -> HttpSettings:
-    """The HTTP behaviour an AuthorizationServer spec asks for (timeouts, CA bundle, rate limit)."""
+def http_settings_for(spec: AuthorizationServerSpec, address_policy: AddressPolicy | None) -> HttpSettings:
+    """The HTTP behaviour an AuthorizationServer spec asks for (timeouts, CA bundle, rate limit), under the
+    front end's address policy (None: connections to any address)."""
     return HttpSettings(timeout=spec.timeout_seconds, ca_bundle=spec.ca_bundle,
-                        requests_per_second=spec.requests_per_second)
+                        requests_per_second=spec.requests_per_second, address_policy=address_policy)
 
 
 class ServerConnection:
@@ -64,9 +66,12 @@ class ServerConnection:
                  initial_access_token: SecretStr | Callable[[], SecretStr | None] | None = None,
                  software_statement: str | Callable[[], str | None] | None = None,
                  http: HttpClient | None = None,
-                 on_response: Callable[[str, str, int], None] | None = None) -> ServerConnection:
+                 on_response: Callable[[str, str, int], None] | None = None,
+                 address_policy: AddressPolicy | None = USER_CONFIGURED) -> ServerConnection:
+        """``address_policy`` applies when no ``http`` is given; the default refuses link-local addresses
+        (the cloud metadata service) and allows loopback and private ones."""
         if http is None:
-            http = HttpClient(http_settings_for(spec), on_response=on_response)
+            http = HttpClient(http_settings_for(spec, address_policy), on_response=on_response)
         return cls(spec, http, name=name, initial_access_token=initial_access_token,
                    software_statement=software_statement)
 

@@ -12,7 +12,7 @@ import json
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from .durations import parse_duration
-from .errors import ConfigurationError
+from .errors import ConfigurationError, redact
 from .http import is_loopback_host
 
 API_VERSION = "clientreg.dev/v1alpha1"
@@ -46,38 +46,59 @@ class _Model(BaseModel):
 
 # --- small validators ----------------------------------------------------------------------------
 
+_USERINFO_RE = re.compile(r"(//)[^/?#@]*@")
+
+
+def _quoted(url: str) -> str:
+    """A URL the user wrote, for a message: quoted (control characters escaped), bounded, password masked."""
+    return repr(redact(_USERINFO_RE.sub(r"\1***@", url), 200))
+
+
+def _check_url_text(value: str) -> SplitResult:
+    # A CR/LF in a URL would split a header or a log line wherever the URL is written.
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError(f"{_quoted(value)} must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - a malformed port raises only when read
+    except ValueError:
+        raise ValueError(f"{_quoted(value)} is not a valid URL") from None
+    if parts.username or parts.password:
+        # RFC 9110 §4.2.4: no userinfo in http(s) URIs; it would also put a password in logs and at the AS.
+        raise ValueError(f"{_quoted(value)} must not carry user:password@ (RFC 9110 §4.2.4)")
+    return parts
+
+
 def _check_web_url(value: str, *, allow_loopback_http: bool = True) -> str:
-    parts = urlsplit(value)
+    parts = _check_url_text(value)
     if not parts.scheme or not parts.netloc:
-        raise ValueError(f"{value!r} must be an absolute URL (scheme and host)")
+        raise ValueError(f"{_quoted(value)} must be an absolute URL (scheme and host)")
     if parts.scheme == "http" and allow_loopback_http and is_loopback_host(parts.hostname):
         return value
     if parts.scheme != "https":
-        raise ValueError(f"{value!r} must use https (plain http is allowed only for loopback hosts)")
-    if parts.username or parts.password:
-        raise ValueError(f"{value!r} must not carry user:password@")
+        raise ValueError(f"{_quoted(value)} must use https (plain http is allowed only for loopback hosts)")
     return value
 
 
 def _check_redirect_uri(value: str) -> str:
     """RFC 6749 §3.1.2 and RFC 8252 §7: absolute, no fragment; https, loopback http, or private-use scheme."""
-    parts = urlsplit(value)
+    parts = _check_url_text(value)
     if not parts.scheme:
-        raise ValueError(f"{value!r} must be an absolute URI (RFC 6749 §3.1.2)")
+        raise ValueError(f"{_quoted(value)} must be an absolute URI (RFC 6749 §3.1.2)")
     if "#" in value:
-        raise ValueError(f"{value!r} must not include a fragment (RFC 6749 §3.1.2)")
+        raise ValueError(f"{_quoted(value)} must not include a fragment (RFC 6749 §3.1.2)")
     if parts.scheme == "https":
         if not parts.netloc:
-            raise ValueError(f"{value!r} has no host")
+            raise ValueError(f"{_quoted(value)} has no host")
         return value
     if parts.scheme == "http":
         if is_loopback_host(parts.hostname):
             return value
-        raise ValueError(f"{value!r}: plain http is allowed only for loopback redirects "
+        raise ValueError(f"{_quoted(value)}: plain http is allowed only for loopback redirects "
                          "(127.0.0.1, [::1], localhost; RFC 8252 §7.3): use https")
     # RFC 8252 §7.1: private-use schemes are reverse domain names, e.g. com.example.app:/cb
     if "." not in parts.scheme:
-        raise ValueError(f"{value!r}: a private-use URI scheme must be a reverse domain name such as "
+        raise ValueError(f"{_quoted(value)}: a private-use URI scheme must be a reverse domain name such as "
                          "com.example.app (RFC 8252 §7.1)")
     return value
 
@@ -497,6 +518,13 @@ def validation_message(exc: ValidationError) -> tuple[str, str]:
     return loc or "(document)", msg
 
 
+def _shown(value: Any) -> str:
+    """A value the user wrote where a string belongs, fit for a message (a container only by its type)."""
+    if isinstance(value, str | float | bool) or value is None or (isinstance(value, int) and value.bit_length() < 64):
+        return redact(repr(value), 80)
+    return f"a {type(value).__name__}"
+
+
 def parse_document(data: Any, *, source: str | None = None) -> Document:
     """Validate one decoded document, raising ConfigurationError that names the field and the rule."""
     if not isinstance(data, dict):
@@ -504,12 +532,14 @@ def parse_document(data: Any, *, source: str | None = None) -> Document:
                                  source=source)
     kind = data.get("kind")
     name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
-    label = f"{kind}/{name}" if name else (str(kind) if kind else None)
-    if kind not in KINDS:
-        raise ConfigurationError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)} (or v1 Secret)",
+    # Only strings make a label: a list or mapping here could be anything, a YAML alias bomb included.
+    label_kind = kind if isinstance(kind, str) else None
+    label = f"{label_kind}/{name}" if label_kind and isinstance(name, str) and name else label_kind
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise ConfigurationError(f"unknown kind {_shown(kind)}; expected one of {', '.join(KINDS)} (or v1 Secret)",
                                  source=source, document=label, field="kind")
     if data.get("apiVersion") != API_VERSION:
-        raise ConfigurationError(f"apiVersion must be {API_VERSION}, got {data.get('apiVersion')!r}",
+        raise ConfigurationError(f"apiVersion must be {API_VERSION}, got {_shown(data.get('apiVersion'))}",
                                  source=source, document=label, field="apiVersion")
     try:
         return KINDS[kind].model_validate(data)

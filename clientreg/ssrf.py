@@ -9,15 +9,21 @@ at all) picks the target, so every fetch here follows the CIMD draft's security 
 - the host is resolved FIRST and every address it resolves to is checked; one refused address refuses
   the URL (an attacker's DNS can mix a public and a private answer); the connection then goes to an
   address that was checked, never to a second resolution (DNS rebinding);
-- refused: loopback (unless allowed), private (RFC 1918, ULA), link-local (169.254.0.0/16, which holds
-  the cloud metadata service 169.254.169.254, and fe80::/10), carrier-grade NAT, multicast, reserved,
-  unspecified, and IPv4 addresses hidden in IPv6 (mapped, NAT64, 6to4, Teredo) by the same rules;
+- refused: loopback (unless allowed), private (RFC 1918, ULA, carrier-grade NAT; unless allowed),
+  link-local (169.254.0.0/16, which holds the cloud metadata service 169.254.169.254, and fe80::/10),
+  multicast, reserved, unspecified, every other special-purpose range, and IPv4 addresses hidden in IPv6
+  (mapped, NAT64, 6to4, Teredo) by the same rules;
 - redirects are never followed (CIMD §4.1: "MUST NOT automatically follow HTTP redirects"); a body is
   capped; every socket operation has a timeout and the whole fetch a deadline.
 
 The guard sits in the network backend, the one place a TCP connection is made: no code path can
 reach a socket without passing it. Tests inject the resolver and the inner backend to prove that a
 refused address is never even attempted.
+
+The same backend guards traffic to authorization servers (:class:`AddressPolicy` in ``HttpSettings``),
+with a looser policy: an AS is named by whoever configured clientreg, and in-cluster servers on private
+addresses are normal. Link-local addresses (the cloud metadata service among them) stay refused there
+too: a lying discovery document must not point the registration POST at 169.254.169.254.
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ from .errors import PolicyViolation, ProtocolError, TransportError, redact
 from .http import is_loopback_host
 
 __all__ = [
+    "STRICT",
+    "USER_CONFIGURED",
+    "AddressPolicy",
     "FetchPolicy",
     "FetchRefused",
     "GuardedBackend",
@@ -55,6 +64,38 @@ Resolver = Callable[[str, int], Sequence[str]]
 USER_AGENT: Final = "clientreg-fetch/0.1"
 _CLOUD_METADATA: Final = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
 _NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
+# What ``allow_private`` admits: networks an in-cluster or VPN-reachable AS lives on. Other special-purpose
+# ranges (documentation, benchmarking, 0/8, 240/4, …) are never where a server is, so they stay refused.
+_PRIVATE: Final = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918
+    "100.64.0.0/10",  # RFC 6598 shared address space: carrier-grade NAT, some pod networks, Tailscale
+    "fc00::/7",  # RFC 4193 unique local addresses
+))
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Which kinds of address a process may connect to, beyond public ones.
+
+    Link-local (the cloud metadata service included), multicast, unspecified, reserved and other
+    special-purpose addresses are refused whatever the switches say; IPv4 addresses embedded in IPv6
+    follow the same rules as the IPv4 address itself.
+    """
+
+    #: 127.0.0.0/8 and ::1: a local development AS, or the operator's own Pod.
+    allow_loopback: bool = True
+    #: RFC 1918, RFC 6598 and ULA addresses: in-cluster and VPN-reachable servers.
+    allow_private: bool = True
+
+    def refusal(self, ip: IPAddress) -> str | None:
+        return address_refusal(ip, allow_loopback=self.allow_loopback, allow_private=self.allow_private)
+
+
+#: Public addresses only: for URLs that someone other than the operator of this process chose (CIMD).
+STRICT: Final = AddressPolicy(allow_loopback=False, allow_private=False)
+#: For servers the person running clientreg named (CLI, Pulumi): a local dev AS and in-cluster or VPN
+#: servers work; link-local and the other never-a-server addresses do not.
+USER_CONFIGURED: Final = AddressPolicy(allow_loopback=True, allow_private=True)
 
 
 class FetchRefused(PolicyViolation):
@@ -89,15 +130,18 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
-def address_refusal(ip: IPAddress, *, allow_loopback: bool = False) -> str | None:
+def address_refusal(ip: IPAddress, *, allow_loopback: bool = False, allow_private: bool = False) -> str | None:
     """Why ``ip`` must not be connected to, or None when it may be."""
     if isinstance(ip, ipaddress.IPv6Address):
         inner = _embedded_ipv4(ip)
         if inner is not None:
-            why = address_refusal(inner, allow_loopback=allow_loopback)
+            why = address_refusal(inner, allow_loopback=allow_loopback, allow_private=allow_private)
             return f"{why} (embedded in {ip})" if why else None
         if ip.scope_id:
             return "a scoped IPv6 address"
+        if ip.is_site_local:
+            # fec0::/10, deprecated by RFC 3879 yet reported as global by the ipaddress module.
+            return "a site-local address"
     if ip.is_loopback:
         return None if allow_loopback else "a loopback address"
     if ip in _CLOUD_METADATA:
@@ -108,13 +152,31 @@ def address_refusal(ip: IPAddress, *, allow_loopback: bool = False) -> str | Non
         return "a multicast address"
     if ip.is_unspecified:
         return "the unspecified address"
-    if ip.is_private:
-        return "a private address"
+    if any(ip in network for network in _PRIVATE):
+        return None if allow_private else "a private address"
     if ip.is_reserved:
         return "a reserved address"
-    if not ip.is_global:
-        return "not a globally routable address"
+    if ip.is_private or not ip.is_global:
+        return "a special-purpose address, not globally routable"
     return None
+
+
+def _ip_literal(host: str) -> IPAddress | None:
+    """``host`` as an IP address when it is one, allowing a trailing dot and an IPv6 zone index."""
+    for candidate in (host, host.rstrip("."), host.split("%", 1)[0]):
+        try:
+            return ipaddress.ip_address(candidate)
+        except ValueError:
+            continue
+    return None
+
+
+def _resolved(address: str) -> IPAddress:
+    try:
+        # A zone index (fe80::1%eth0) only ever accompanies link-local addresses, which are refused anyway.
+        return ipaddress.ip_address(str(address).split("%", 1)[0])
+    except ValueError:
+        raise TransportError(f"the resolver answered {redact(str(address), 60)!r}, not an IP address") from None
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -133,27 +195,34 @@ def system_resolver(host: str, port: int) -> list[str]:
 class GuardedBackend(httpcore.NetworkBackend):
     """A network backend that connects only to addresses it resolved and vetted itself."""
 
-    def __init__(self, *, allow_loopback: bool = False, resolver: Resolver = system_resolver,
+    def __init__(self, policy: AddressPolicy = STRICT, *, resolver: Resolver | None = None,
                  inner: httpcore.NetworkBackend | None = None) -> None:
-        self._allow_loopback = allow_loopback
-        self._resolver = resolver
+        self.policy = policy
+        self._resolver = resolver or system_resolver
         self._inner = inner or httpcore.SyncBackend()
 
     def vet(self, host: str, port: int) -> list[str]:
         """The addresses of ``host`` to try, all of them allowed; FetchRefused otherwise."""
         bare = host.strip("[]")
-        try:
-            addresses = [ipaddress.ip_address(bare)]
-        except ValueError:
-            # A zone index (fe80::1%eth0) only ever accompanies link-local addresses, refused below.
-            addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in self._resolver(bare, port)]
+        literal = _ip_literal(bare)
+        if literal is not None:
+            addresses = [literal]
+        else:
+            # Whatever the resolver makes of the name (2852039166, 0xa9fea9fe and 127.1 are IPv4 spellings
+            # to getaddrinfo) is vetted as the address it resolved to.
+            try:
+                addresses = [_resolved(a) for a in self._resolver(bare, port)]
+            except TransportError as exc:
+                # A connect failure to the HTTP layers above, which retry it like any other.
+                raise httpcore.ConnectError(str(exc)) from None
         if not addresses:
-            raise FetchRefused(f"{host!r} resolves to no address")
+            raise FetchRefused(f"{host!r} resolves to no address", rule="ssrf")
         for address in addresses:
-            why = address_refusal(address, allow_loopback=self._allow_loopback)
+            why = self.policy.refusal(address)
             if why:
-                raise FetchRefused(f"{host!r} resolves to {address}, {why}: refused before connecting "
-                                   "(server-side request forgery guard)", rule="ssrf")
+                what = f"is {why}" if literal is not None else f"resolves to {address}, {why}"
+                raise FetchRefused(f"{host!r} {what}: refused before connecting (server-side request forgery "
+                                   "guard)", rule="ssrf")
         return [str(a) for a in addresses]
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
@@ -216,7 +285,8 @@ def fetch_json(url: str, *, policy: FetchPolicy | None = None, resolver: Resolve
     policy = policy or FetchPolicy()
     check_fetch_url(url, allow_loopback=policy.allow_loopback)
     shown = redact(url, 160)
-    backend = GuardedBackend(allow_loopback=policy.allow_loopback, resolver=resolver, inner=inner)
+    backend = GuardedBackend(AddressPolicy(allow_loopback=policy.allow_loopback, allow_private=False),
+                             resolver=resolver, inner=inner)
     timeouts = {"connect": policy.timeout, "read": policy.timeout, "write": policy.timeout,
                 "pool": policy.timeout}
     started = clock()

@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from clientreg.ssrf import AddressPolicy
+
 from .config import OperatorConfig, parse_interval
 
 
@@ -91,6 +93,8 @@ def _run(args: argparse.Namespace) -> int:
         log_format=args.log_format,
         log_level=args.log_level,
         kubeconfig=args.kubeconfig,
+        address_policy=AddressPolicy(allow_loopback=args.allow_loopback_servers,
+                                     allow_private=args.allow_private_servers),
     )
     return run(cfg)
 
@@ -125,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=("json", "text"), default="json")
     run.add_argument("--log-level", default="INFO")
     run.add_argument("--kubeconfig", default=None, help="default: in-cluster config, else $KUBECONFIG")
+    run.add_argument("--allow-private-servers", action=argparse.BooleanOptionalAction, default=True,
+                     help="let authorization servers resolve to private addresses (10/8, 172.16/12, 192.168/16, "
+                          "100.64/10, fc00::/7), as in-cluster servers do (default on; turn off where tenants "
+                          "create AuthorizationServers). Link-local and metadata addresses are always refused")
+    run.add_argument("--allow-loopback-servers", action="store_true",
+                     help="TESTING ONLY: let authorization servers resolve to loopback addresses (an operator "
+                          "run as a local process against a local AS)")
     run.set_defaults(handler=_run)
 
     rotate = sub.add_parser("rotate", help="ask the operator to rotate a client's credentials now")

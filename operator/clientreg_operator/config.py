@@ -7,6 +7,11 @@ from datetime import timedelta
 
 from clientreg.durations import parse_duration
 from clientreg.resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE
+from clientreg.ssrf import AddressPolicy
+
+#: Loopback is the operator's own Pod, so only tests (the operator run as a local process) allow it; private
+#: addresses stay allowed because in-cluster servers live on them. Link-local (metadata) is always refused.
+DEFAULT_ADDRESS_POLICY = AddressPolicy(allow_loopback=False, allow_private=True)
 
 
 def parse_interval(text: str) -> float:
@@ -41,6 +46,8 @@ class OperatorConfig:
     backoff_max: float = 300.0
     #: Reconciles running at once in this process (each AS's maxConcurrency still applies).
     workers: int = 8
+    #: Which addresses (Cluster)AuthorizationServers may resolve to.
+    address_policy: AddressPolicy = DEFAULT_ADDRESS_POLICY
 
     @property
     def clusterwide(self) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from clientreg.errors import ConfigurationError
 from clientreg.http import HttpClient, HttpSettings
 from clientreg.resolve import resolve_server, server_key
-from clientreg.server import ServerConnection
+from clientreg.server import ServerConnection, http_settings_for
 from clientreg.spec import (
     AuthorizationServer,
     AuthorizationServerSpec,
@@ -24,8 +24,10 @@ from clientreg.spec import (
     OAuthClient,
     parse_document,
 )
+from clientreg.ssrf import AddressPolicy
 
 from .cluster import Cluster
+from .config import DEFAULT_ADDRESS_POLICY
 from .secrets import decode
 
 ServerKey = tuple[str, str, str]
@@ -37,12 +39,6 @@ def default_http_factory(settings: HttpSettings, server: str) -> HttpClient:
     return HttpClient(settings)
 
 
-def http_settings(spec: AuthorizationServerSpec) -> HttpSettings:
-    # Mirrors ServerConnection.for_spec, which builds its own client and so cannot be shared.
-    return HttpSettings(timeout=spec.timeout_seconds, ca_bundle=spec.ca_bundle,
-                        requests_per_second=spec.requests_per_second)
-
-
 @dataclass
 class _Shared:
     version: str
@@ -52,10 +48,13 @@ class _Shared:
 
 class Connections:
     def __init__(self, cluster: Cluster, *, cluster_resource_namespace: str,
-                 http_factory: HttpFactory = default_http_factory) -> None:
+                 http_factory: HttpFactory = default_http_factory,
+                 address_policy: AddressPolicy | None = DEFAULT_ADDRESS_POLICY) -> None:
         self.cluster = cluster
         self.cluster_resource_namespace = cluster_resource_namespace
         self.http_factory = http_factory
+        #: Every connection to an AS of this operator goes through it (None: unguarded, tests only).
+        self.address_policy = address_policy
         self._shared: dict[ServerKey, _Shared] = {}
         self._lock = threading.Lock()
 
@@ -90,7 +89,8 @@ class Connections:
                 if shared is not None:
                     shared.http.close()
                 try:
-                    http = self.http_factory(http_settings(spec), f"{key[0]}/{key[1] + '/' if key[1] else ''}{key[2]}")
+                    label = f"{key[0]}/{key[1] + '/' if key[1] else ''}{key[2]}"
+                    http = self.http_factory(http_settings_for(spec, self.address_policy), label)
                 except ConfigurationError as exc:
                     raise ConfigurationError(str(exc), document=f"{key[0]}/{key[2]}") from None
                 slots = threading.BoundedSemaphore(spec.max_concurrency) if spec.max_concurrency else None

@@ -12,7 +12,9 @@ from typing import Any
 import kopf
 
 from clientreg.spec import GROUP, VERSION
+from clientreg.ssrf import AddressPolicy
 
+from .config import DEFAULT_ADDRESS_POLICY
 from .conventions import (
     AUTHORIZATIONSERVERS,
     CLIENT_FINALIZER,
@@ -59,7 +61,8 @@ def connection_info(configuration: Any) -> kopf.ConnectionInfo:
 
 
 def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selector: str | None = None,
-             cluster_resource_namespace: str = "clientreg", client_configuration: Any = None) -> None:
+             cluster_resource_namespace: str = "clientreg", client_configuration: Any = None,
+             address_policy: AddressPolicy | None = DEFAULT_ADDRESS_POLICY) -> None:
     shard = LabelSelector.parse(label_selector)
 
     @kopf.on.login(registry=registry, id="login")
@@ -111,7 +114,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selecto
     # Event handlers, not create/update/resume: those make kopf keep its bookkeeping in annotations of the
     # (Cluster)AuthorizationServer, which needs patch on a resource the operator otherwise only reads and
     # writes status of. Every watch event (the initial listing included) looks at the server again.
-    checker = ServerChecker(runtime, cluster_resource_namespace=cluster_resource_namespace)
+    checker = ServerChecker(runtime, cluster_resource_namespace=cluster_resource_namespace,
+                            address_policy=address_policy)
     for plural in (AUTHORIZATIONSERVERS, CLUSTERAUTHORIZATIONSERVERS):
         @kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"{plural}-status")
         async def server_event(type: str | None, body: kopf.Body, **_: Any) -> None:
@@ -121,9 +125,11 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selecto
 class ServerChecker:
     """Writes (Cluster)AuthorizationServer status; a failing server is looked at again after a delay."""
 
-    def __init__(self, runtime: Runtime, *, cluster_resource_namespace: str, retry_after: float = 30.0) -> None:
+    def __init__(self, runtime: Runtime, *, cluster_resource_namespace: str, retry_after: float = 30.0,
+                 address_policy: AddressPolicy | None = DEFAULT_ADDRESS_POLICY) -> None:
         self.runtime = runtime
         self.cluster_resource_namespace = cluster_resource_namespace
+        self.address_policy = address_policy
         self.retry_after = retry_after
         self._retries: dict[tuple[str, str | None, str], asyncio.Task[None]] = {}
 
@@ -144,7 +150,8 @@ class ServerChecker:
         error: Exception | None
         try:
             error = await asyncio.to_thread(check_server, cluster, body,
-                                            cluster_resource_namespace=self.cluster_resource_namespace)
+                                            cluster_resource_namespace=self.cluster_resource_namespace,
+                                            address_policy=self.address_policy)
         except Exception as exc:  # e.g. the API server briefly unreachable: look again later
             error = exc
         if error is not None:

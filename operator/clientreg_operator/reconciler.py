@@ -24,9 +24,10 @@ from clientreg.errors import ClientregError, ConfigurationError, DependencyNotRe
 from clientreg.record import RegistrationRecord
 from clientreg.server import ServerConnection
 from clientreg.spec import AuthorizationServerSpec, OAuthClient, parse_document
+from clientreg.ssrf import AddressPolicy
 
 from . import status as st
-from .cluster import Body, Cluster, Conflict
+from .cluster import Body, Cluster, Conflict, unavailable
 from .connections import Connections
 from .conventions import ROTATE_ANNOTATION, record_secret_name
 from .documents import DocumentIndex
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 _MIN_REQUEUE = 1.0
+#: How long a write of the record Secret is retried while the API server is unavailable (restarting,
+#: overloaded): until it is written, a registration the AS just answered exists only in this process.
+PERSIST_PATIENCE = 60.0
 
 
 def guarded_fetch(url: str) -> Any:
@@ -68,7 +72,8 @@ class Reconciler:
     def __init__(self, cluster: Cluster, connections: Connections, *, drift_check_interval: float,
                  metrics: Metrics | None = None, clock: Clock = _utc_now, backoff_base: float = 5.0,
                  backoff_max: float = 300.0, documents: DocumentIndex | None = None,
-                 fetch: engine.Fetch | None = guarded_fetch, document_requeue: float = 15.0) -> None:
+                 fetch: engine.Fetch | None = guarded_fetch, document_requeue: float = 15.0,
+                 persist_patience: float = PERSIST_PATIENCE) -> None:
         self.cluster = cluster
         self.connections = connections
         self.writer = SecretWriter(cluster)
@@ -83,6 +88,7 @@ class Reconciler:
         self.fetch = fetch
         #: Requeue while a document is not served yet (DocumentNotPublished), instead of the drift interval.
         self.document_requeue = document_requeue
+        self.persist_patience = persist_patience
 
     # --- entry points ---------------------------------------------------------------------------------
 
@@ -158,10 +164,10 @@ class Reconciler:
         def save(new: RegistrationRecord | None) -> None:
             # Called by the engine after every answer from the AS: written before the next request.
             if new is None:
-                self.writer.release(namespace, record_name)
+                self._persist(lambda: self.writer.release(namespace, record_name))
             else:
-                self.writer.publish(render_record(new, name=record_name, namespace=namespace, client_name=name,
-                                                  owner=body), owner_uid=body["metadata"]["uid"])
+                rendered = render_record(new, name=record_name, namespace=namespace, client_name=name, owner=body)
+                self._persist(lambda: self.writer.publish(rendered, owner_uid=body["metadata"]["uid"]))
             latest[0] = new
             self._serve_documents(namespace, name, None if deleting else new)
 
@@ -183,7 +189,7 @@ class Reconciler:
                     raise
                 # A namespace being deleted takes its AuthorizationServer first: the record still knows
                 # where the client lives and holds its registration access token.
-                server, key = _connection_from_record(record), ("", "", "")
+                server, key = _connection_from_record(record, self.connections.address_policy), ("", "", "")
             with self.connections.slot(key):
                 plan, outcome = engine.reconcile(desired, record, server, save, now, fetch=self.fetch)
         except ClientregError as exc:
@@ -223,6 +229,25 @@ class Reconciler:
         return Result(requeue_after=requeue, rotated=rotated,
                       secret_name=client.secret_name, client_id=record.client_id if record else None,
                       reason=outcome.reason)
+
+    def _persist(self, write: Callable[[], object]) -> None:
+        """``write`` the record Secret, waiting out an API server that is away for a while (a restart takes
+        seconds): giving up orphans the client the AS just registered, or loses the registration access
+        token it just rotated. Each write is idempotent (SecretWriter reads before it writes)."""
+        deadline = time.monotonic() + self.persist_patience
+        delay = 0.5
+        while True:
+            try:
+                write()
+                return
+            except Exception as exc:
+                if not unavailable(exc) or time.monotonic() + delay > deadline:
+                    raise
+                if delay == 0.5:  # once per write, not once per attempt
+                    log.warning("API server unavailable while writing a record Secret (%s); retrying for up to "
+                                "%.0fs", type(exc).__name__, self.persist_patience)
+                time.sleep(delay)
+                delay = min(2 * delay, 5.0)
 
     def _load_record(self, body: Body, record_name: str, deleting: bool) -> RegistrationRecord | None:
         namespace = body["metadata"]["namespace"]
@@ -375,14 +400,14 @@ def _parse(body: Body) -> OAuthClient:
     return parsed
 
 
-def _connection_from_record(record: RegistrationRecord) -> ServerConnection:
+def _connection_from_record(record: RegistrationRecord, address_policy: AddressPolicy | None) -> ServerConnection:
     endpoint = record.registration_endpoint or record.registration_client_uri or record.issuer
     if not endpoint:
         raise ConfigurationError(f"the server of client {record.client_id} is gone and the record does not say "
                                  "where it lived: set deletionPolicy: Orphan to let the resource go")
     log.warning("server of client %s is gone; deleting it with default HTTP settings", record.client_id)
     return ServerConnection.for_spec(AuthorizationServerSpec(registration_endpoint=endpoint),
-                                     name="(deleted server)")
+                                     name="(deleted server)", address_policy=address_policy)
 
 
 def _credentials_of(body: Body) -> str | None:

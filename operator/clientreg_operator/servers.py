@@ -13,13 +13,16 @@ from typing import Any
 from clientreg.errors import ClientregError, ConfigurationError, DependencyNotReady
 from clientreg.server import ServerConnection
 from clientreg.spec import AuthorizationServer, ClusterAuthorizationServer, parse_document
+from clientreg.ssrf import AddressPolicy
 
 from . import status as st
 from .cluster import Body, Cluster
+from .config import DEFAULT_ADDRESS_POLICY
 from .secrets import decode
 
 
-def check_server(cluster: Cluster, body: Body, *, cluster_resource_namespace: str) -> ClientregError | None:
+def check_server(cluster: Cluster, body: Body, *, cluster_resource_namespace: str,
+                 address_policy: AddressPolicy | None = DEFAULT_ADDRESS_POLICY) -> ClientregError | None:
     """Work out and write the server's status; returns the error that kept it from Ready, if any."""
     meta = body["metadata"]
     kind, namespace, name = body["kind"], meta.get("namespace"), meta["name"]
@@ -38,7 +41,8 @@ def check_server(cluster: Cluster, body: Body, *, cluster_resource_namespace: st
                     ref.secret_key_ref.key) is None:
                 raise DependencyNotReady(f"waiting for Secret {secret_namespace}/{ref.secret_key_ref.name} key "
                                          f"{ref.secret_key_ref.key!r} (spec.{field})")
-        connection = ServerConnection.for_spec(spec, name=f"{kind}/{name}")
+        # The same policy as the reconciles: a server refused there must not be Ready here.
+        connection = ServerConnection.for_spec(spec, name=f"{kind}/{name}", address_policy=address_policy)
         try:
             facts = {"issuer": connection.issuer, "registrationEndpoint": connection.registration_endpoint,
                      "tokenEndpoint": connection.token_endpoint}

@@ -62,11 +62,16 @@ from clientreg.engine import (
 from clientreg.errors import ClientregError, ConfigurationError
 from clientreg.record import RegistrationRecord
 from clientreg.server import ServerConnection
+from clientreg.ssrf import USER_CONFIGURED
 
 from . import args
 
 if TYPE_CHECKING:
     from types import ModuleType
+
+#: The program's author named the AS: loopback and private servers are theirs to use, but no URL (nor a lying
+#: discovery document) makes the provider connect to link-local addresses such as 169.254.169.254.
+ADDRESS_POLICY = USER_CONFIGURED
 
 #: `status` output values besides the engine's reasons.
 STATUS_IN_SYNC = str(Reason.IN_SYNC)
@@ -250,7 +255,7 @@ def _connection(props: Mapping[str, Any], *, for_registration: bool = True) -> I
         raise OAuthClientError("; ".join(f"{p}: {r}" for p, r in found) or str(exc)) from None
     # The IAT and software statement only serve registration; read and delete never see them.
     server = ServerConnection.for_spec(
-        spec, name="pulumi",
+        spec, name="pulumi", address_policy=ADDRESS_POLICY,
         initial_access_token=args.secret(props, "initial_access_token") if for_registration else None,
         software_statement=str(props["software_statement"]) if for_registration and props.get(
             "software_statement") else None)
