@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -19,17 +16,24 @@ import httpx
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from support.cache import free_port, unavailable
+from support.cache import unavailable
 from support.kube import ComponentUnavailable, ControlPlane, ensure_helm, helm_env, skip_unless_ci
+from support.operator_process import (
+    CHART,
+    OPERATOR_NAMESPACE,
+    RELEASE,
+    SERVICE_ACCOUNT,
+    OperatorProcess,
+    install_chart,
+)
 from support.pulumi_engine import PulumiUnavailable, ensure_pulumi
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "clientreg"
-RELEASE = "clientreg"
-OPERATOR_NAMESPACE = "clientreg"
-SERVICE_ACCOUNT = "clientreg"  # the chart's fullname for release "clientreg"
 GROUP, VERSION = "clientreg.dev", "v1alpha1"
 T = TypeVar("T")
+#: OAuthClients carrying this label belong to a test module's own operator (tests/e2e/test_operator_faults.py):
+#: the session's operators serve only OAuthClients without it (server-side filtered watch).
+SHARD_LABEL = "test.clientreg.dev/shard"
+PRIMARY_SHARD = ("--label-selector", f"!{SHARD_LABEL}")
 
 
 def eventually(check: Callable[[], T | None], what: str, timeout: float = 60.0, interval: float = 0.25) -> T:
@@ -99,21 +103,7 @@ def helm(helm_binary: Path, control_plane: ControlPlane, tmp_path_factory: pytes
 
 @pytest.fixture(scope="session")
 def chart_installed(helm: Helm, admin: client.ApiClient) -> str:
-    """`helm install` of the chart, as a user would run it: CRDs, RBAC, ServiceAccount, Deployment."""
-    helm("install", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
-         # No kubelet here, so no Pod runs the image: the operator runs as a process under this identity.
-         "--set", "image.repository=example.invalid/clientreg-operator")
-    ext = client.ApiextensionsV1Api(admin)
-
-    def established() -> bool:
-        for plural in ("oauthclients", "authorizationservers", "clusterauthorizationservers"):
-            crd = ext.read_custom_resource_definition(f"{plural}.{GROUP}")
-            conditions = {c.type: c.status for c in crd.status.conditions or []}
-            if conditions.get("Established") != "True":
-                return False
-        return True
-
-    eventually(established, "CRDs established")
+    install_chart(helm, admin)
     return RELEASE
 
 
@@ -125,68 +115,6 @@ def operator_kubeconfig(control_plane: ControlPlane, chart_installed: str,
                                                     tmp_path_factory.mktemp("sa") / "kubeconfig")
 
 
-class OperatorProcess:
-    """`clientreg-operator run` as a child process, the way the Deployment runs it."""
-
-    def __init__(self, kubeconfig: Path, log_dir: Path, *, identity: str, extra: tuple[str, ...] = ()) -> None:
-        self.kubeconfig, self.identity, self.extra = kubeconfig, identity, extra
-        self.log_path = log_dir / f"operator-{identity}.log"
-        self.probe_port, self.metrics_port = free_port(), free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> OperatorProcess:
-        argv = [sys.executable, "-m", "clientreg_operator.cli", "run", "--all-namespaces",
-                "--kubeconfig", str(self.kubeconfig), "--cluster-resource-namespace", OPERATOR_NAMESPACE,
-                "--lease-namespace", OPERATOR_NAMESPACE, "--lease-duration", "4s", "--identity", self.identity,
-                # Short intervals keep the suite fast; behaviour is asserted, never timing.
-                "--drift-check-interval", "3s",
-                "--probe-address", f"127.0.0.1:{self.probe_port}",
-                "--metrics-address", f"127.0.0.1:{self.metrics_port}",
-                "--log-format", "json", "--log-level", "INFO", *self.extra]
-        env = dict(os.environ)
-        env.pop("KUBECONFIG", None)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed by the OS with it
-        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        log.close()
-        eventually(self.ready, f"operator {self.identity} serving /readyz", timeout=60)
-        return self
-
-    def ready(self) -> bool:
-        self._check_alive()
-        return httpx.get(f"http://127.0.0.1:{self.probe_port}/readyz", timeout=2).status_code == 200
-
-    def _check_alive(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"operator {self.identity} exited with {self.proc.returncode}:\n{self.log_tail()}")
-
-    def metrics(self) -> str:
-        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
-
-    def is_leader(self) -> bool:
-        return any(line.startswith("clientreg_leader 1") for line in self.metrics().splitlines())
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, no lease release, like a node dying."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
 @pytest.fixture(scope="session")
 def operator_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("operator-logs")
@@ -194,7 +122,7 @@ def operator_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def operator(operator_kubeconfig: Path, operator_logs: Path) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(operator_kubeconfig, operator_logs, identity="primary").start()
+    proc = OperatorProcess(operator_kubeconfig, operator_logs, identity="primary", extra=PRIMARY_SHARD).start()
     eventually(proc.is_leader, "the operator leading", timeout=60)
     yield proc
     proc.stop()
@@ -321,7 +249,7 @@ def eventually_fixture() -> Callable[..., Any]:
 def operator_factory(operator_kubeconfig: Path, operator_logs: Path) -> Callable[[str], OperatorProcess]:
     """Starts another operator process (a second replica) under the same identity and Lease."""
     def start(identity: str) -> OperatorProcess:
-        return OperatorProcess(operator_kubeconfig, operator_logs, identity=identity).start()
+        return OperatorProcess(operator_kubeconfig, operator_logs, identity=identity, extra=PRIMARY_SHARD).start()
     return start
 
 

@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import SecretStr
+from support.operator_process import OPERATOR_NAMESPACE, OperatorProcess
 
 from clientreg import rfc7592
 from clientreg.http import HttpClient
@@ -23,10 +24,8 @@ from clientreg.tokens import client_credentials_token
 pytestmark = pytest.mark.e2e
 
 GROUP, VERSION = "clientreg.dev", "v1alpha1"
-OPERATOR_NAMESPACE = "clientreg"
-# The fixtures' types live in tests/e2e/conftest.py (Kube, OperatorProcess); this folder is not a package.
+# Kube's type lives in tests/e2e/conftest.py; this folder is not a package.
 Kube = Any
-OperatorProcess = Any
 
 M2M = {"grantTypes": ["client_credentials"], "tokenEndpointAuthMethod": "client_secret_basic"}
 

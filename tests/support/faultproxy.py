@@ -59,7 +59,9 @@ class Registration:
 class FaultProxy:
     def __init__(self, upstream_port: int | None = None, *, port: int = 0) -> None:
         self.upstream_port = upstream_port
-        self._lock = threading.Lock()
+        # Reentrant: wait_for's predicate runs under the lock and may use the locked properties
+        # (forwarded_registrations, count, issued_secrets).
+        self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self.arrivals: list[Arrival] = []
         self.registrations: list[Registration] = []

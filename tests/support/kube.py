@@ -92,6 +92,17 @@ CONTROLLERS = ",".join(
         "root-ca-cert-publisher",
     ]
 )
+#: Metadata of every write (bodies could hold Secrets); reads are not logged, there are too many.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+    verbs: ["create", "update", "patch", "delete", "deletecollection"]
+  - level: None
+"""
+
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kubectl")
 
 
@@ -488,6 +499,9 @@ class ControlPlane:
         self._ca_pem: bytes = b""
         self._processes: list[_Process] = []
         self._logs: list[IO[bytes]] = []
+        #: JSON lines, one per write request (see AUDIT_POLICY); None on an external cluster.
+        self.audit_log: Path | None = None
+        self._apiserver_argv: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -596,34 +610,39 @@ class ControlPlane:
         # -- kube-apiserver --------------------------------------------------------------------
         port = free_port()
         self.server = f"https://127.0.0.1:{port}"
-        apiserver = self._spawn(
-            "kube-apiserver",
-            [
-                str(assets / "kube-apiserver"),
-                f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                # Since 1.37 the lease reconciler of the `kubernetes` Service's endpoints refuses a
-                # loopback advertise address; nothing here routes to that Service anyway.
-                "--endpoint-reconciler-type=none",
-                f"--secure-port={port}",
-                f"--cert-dir={workdir / 'apiserver-certs'}",
-                f"--tls-cert-file={certs / 'apiserver.crt'}",
-                f"--tls-private-key-file={certs / 'apiserver.key'}",
-                f"--client-ca-file={certs / 'ca.crt'}",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--allow-privileged=true",
-                "--authorization-mode=RBAC",
-                # No kubelet and no Pods here; envtest drops this plugin as well so that Pods can
-                # be created before their namespace's default ServiceAccount exists.
-                "--disable-admission-plugins=ServiceAccount",
-                f"--service-account-issuer={self.server}",
-                f"--service-account-key-file={certs / 'sa.key'}",
-                f"--service-account-signing-key-file={certs / 'sa.key'}",
-                "--v=1",
-            ],
-            workdir,
-        )
+        # Every write, by whom: tests count the operator's writes (a stable client must cause none).
+        (workdir / "audit-policy.yaml").write_text(AUDIT_POLICY)
+        self.audit_log = workdir / "audit.log"
+        self._apiserver_argv = [
+            str(assets / "kube-apiserver"),
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            # Since 1.37 the lease reconciler of the `kubernetes` Service's endpoints refuses a
+            # loopback advertise address; nothing here routes to that Service anyway.
+            "--endpoint-reconciler-type=none",
+            f"--secure-port={port}",
+            f"--cert-dir={workdir / 'apiserver-certs'}",
+            f"--tls-cert-file={certs / 'apiserver.crt'}",
+            f"--tls-private-key-file={certs / 'apiserver.key'}",
+            f"--client-ca-file={certs / 'ca.crt'}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--allow-privileged=true",
+            "--authorization-mode=RBAC",
+            # No kubelet and no Pods here; envtest drops this plugin as well so that Pods can
+            # be created before their namespace's default ServiceAccount exists.
+            "--disable-admission-plugins=ServiceAccount",
+            f"--service-account-issuer={self.server}",
+            f"--service-account-key-file={certs / 'sa.key'}",
+            f"--service-account-signing-key-file={certs / 'sa.key'}",
+            f"--audit-policy-file={workdir / 'audit-policy.yaml'}",
+            f"--audit-log-path={self.audit_log}",
+            # Written as requests finish, so a count taken right after a request includes it.
+            "--audit-log-mode=blocking",
+            "--audit-log-maxsize=0",
+            "--v=1",
+        ]
+        apiserver = self._spawn("kube-apiserver", self._apiserver_argv, workdir)
         self.kubeconfig = _write_kubeconfig(
             workdir / "admin.kubeconfig",
             self.server,
@@ -688,6 +707,48 @@ class ControlPlane:
             return r.status_code == 200, f"{r.status_code} {r.text[-300:]}"
 
         _wait_until("kube-controller-manager", manager, healthz, timeout=90)
+
+    # -- faults and counts --------------------------------------------------------------------
+
+    def restart_apiserver(self, down_for: float = 0.0) -> None:
+        """Stop kube-apiserver (SIGTERM, like a rolling control-plane upgrade) and start it again on the
+        same port and etcd, after ``down_for`` seconds; returns once it is ready."""
+        if self.external or self.workdir is None:
+            raise ComponentUnavailable("an external cluster's API server cannot be restarted from here")
+        index = next(i for i, p in enumerate(self._processes) if p.name == "kube-apiserver")
+        self._processes[index].stop()
+        time.sleep(down_for)
+        log = self.workdir / "kube-apiserver.log"
+        fh = open(log, "ab")  # noqa: SIM115 - kept open for the process's lifetime, closed in close()
+        self._logs.append(fh)
+        popen = subprocess.Popen(self._apiserver_argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 cwd=self.workdir, preexec_fn=_parent_death_signal())
+        proc = _Process("kube-apiserver", popen, log)
+        self._processes[index] = proc
+        assert self.workdir is not None
+        certs = self.workdir / "pki"
+        tls = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+        tls.load_cert_chain(str(certs / "admin.crt"), str(certs / "admin.key"))
+        with httpx.Client(base_url=self.server, verify=tls, timeout=5) as http:
+
+            def readyz() -> tuple[bool, str]:
+                r = http.get("/readyz")
+                return r.status_code == 200, f"{r.status_code} {r.text[-300:]}"
+
+            _wait_until("kube-apiserver (restarted)", proc, readyz)
+
+    def audit_events(self, *, user: str | None = None) -> list[dict[str, Any]]:
+        """The write requests the API server has audited so far (optionally only ``user``'s)."""
+        if self.audit_log is None:
+            raise ComponentUnavailable("no audit log: the cluster was not started by this test session")
+        events = []
+        for line in self.audit_log.read_text().splitlines():
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            if user is None or event.get("user", {}).get("username") == user:
+                events.append(event)
+        return events
 
     # -- clients -----------------------------------------------------------------------------
 
