@@ -22,6 +22,7 @@ from .conventions import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     OAUTHCLIENTS,
+    ROTATE_ANNOTATION,
 )
 from .runtime import Runtime
 from .selectors import LabelSelector
@@ -60,19 +61,52 @@ def connection_info(configuration: Any) -> kopf.ConnectionInfo:
                                username=configuration.username or None, password=configuration.password or None)
 
 
+#: Connections kopf may open besides its watch streams (patches of finalizers and bookkeeping annotations).
+REQUEST_CONNECTIONS = 8
+
+
+def limited_session(info: kopf.ConnectionInfo, *, watch_streams: int) -> kopf.AiohttpSession:
+    """kopf's HTTP session, with a bounded connection pool.
+
+    kopf's own session has no connection limit, so a burst of patches (1,000 new OAuthClients) opens as many
+    TLS connections as there are patches in flight, and each costs asyncio a 256 KiB buffer plus OpenSSL's
+    own; the high-water mark stays in the process. Watch streams each hold a connection for as long as they
+    run, so the limit must leave room for them or patches would wait forever.
+    """
+    import aiohttp
+
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=watch_streams + REQUEST_CONNECTIONS, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(), proxy=info.proxy_url, trust_env=info.trust_env)
+    return kopf.AiohttpSession(server=info.server, default_namespace=info.default_namespace,
+                               expiration=info.expiration, priority=info.priority, aiohttp_session=session)
+
+
+def watch_streams_for(namespaces: tuple[str, ...]) -> int:
+    """How many watches kopf keeps open: OAuthClients, AuthorizationServers and owned Secrets per namespace (or
+    once, cluster-wide), plus ClusterAuthorizationServers."""
+    return 3 * max(1, len(namespaces)) + 1
+
+
 def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selector: str | None = None,
              cluster_resource_namespace: str = "clientreg", client_configuration: Any = None,
-             address_policy: AddressPolicy | None = DEFAULT_ADDRESS_POLICY) -> None:
+             address_policy: AddressPolicy | None = DEFAULT_ADDRESS_POLICY,
+             watch_streams: int = watch_streams_for(())) -> None:
     shard = LabelSelector.parse(label_selector)
 
     @kopf.on.login(registry=registry, id="login")
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    async def login(**kwargs: Any) -> kopf.AiohttpSession:
         # The same credentials as the reconciler's client. kopf's own login_via_client only knows the in-cluster
         # ServiceAccount and the default kubeconfig (whose path the kubernetes library fixes at import time),
         # so --kubeconfig must be handed over explicitly.
         if client_configuration is not None:
-            return connection_info(client_configuration)
-        return kopf.login_via_client(**kwargs)
+            info = connection_info(client_configuration)
+        else:
+            found = kopf.login_via_client(**kwargs)
+            if found is None:
+                raise kopf.LoginError("no Kubernetes credentials: neither in-cluster nor a kubeconfig")
+            info = found
+        return limited_session(info, watch_streams=watch_streams)
 
     # Explicit ids: kopf keys its bookkeeping annotations by them (clientreg.dev/reconcile, …).
     @kopf.on.resume(GROUP, VERSION, OAUTHCLIENTS, registry=registry, id="reconcile")
@@ -89,6 +123,14 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selecto
             raise kopf.TemporaryError(f"client not deleted yet ({result.reason})",
                                       delay=result.requeue_after or 30)
         runtime.forget(namespace, name)
+
+    # kopf leaves every annotation under its storage prefix (ours, clientreg.dev/) out of the state it diffs,
+    # so setting the rotate annotation alone fires no update handler: without this, a rotation would wait for
+    # the next drift check (10 minutes by default).
+    @kopf.on.event(GROUP, VERSION, OAUTHCLIENTS, registry=registry, id="rotate-request", when=_rotation_pending)
+    async def rotation_requested(body: kopf.Body, **_: Any) -> None:
+        runtime.request_rotation(body["metadata"]["namespace"], body["metadata"]["name"],
+                                 body["metadata"]["annotations"][ROTATE_ANNOTATION])
 
     @kopf.daemon(GROUP, VERSION, OAUTHCLIENTS, registry=registry, id="schedule", cancellation_timeout=1.0)
     async def client_schedule(namespace: str, name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
@@ -171,6 +213,14 @@ class ServerChecker:
             return
         if body is not None:
             await self._check(key, body)
+
+
+def _rotation_pending(body: kopf.Body, type: str | None = None, **_: Any) -> bool:
+    """A rotate annotation the status does not report as done yet, on a live object."""
+    meta = body.get("metadata") or {}
+    requested = (meta.get("annotations") or {}).get(ROTATE_ANNOTATION)
+    done = (body.get("status") or {}).get("lastRotationRequest")
+    return bool(requested) and requested != done and type != "DELETED" and not meta.get("deletionTimestamp")
 
 
 async def _client_labels(runtime: Runtime, namespace: str, name: str) -> dict[str, str] | None:

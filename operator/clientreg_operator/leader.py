@@ -16,6 +16,8 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from .cluster import KubeCluster
+
 log = logging.getLogger(__name__)
 
 
@@ -24,10 +26,15 @@ def _micro_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _parse_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
 class LeaseElector:
     def __init__(self, api: k8s.ApiClient, *, namespace: str, name: str, identity: str,
                  lease_duration: float = 15.0) -> None:
-        self.coordination = k8s.CoordinationV1Api(api)
+        # Plain JSON through the same transport as the reconciler (see KubeCluster for why not CoordinationV1Api).
+        self._api = KubeCluster(api)
         self.namespace, self.name, self.identity = namespace, name, identity
         self.lease_duration = lease_duration
         # client-go's proportions: renew well within the term, retry a few times per term.
@@ -41,10 +48,20 @@ class LeaseElector:
         return {"holderIdentity": self.identity, "leaseDurationSeconds": max(1, round(self.lease_duration)),
                 "acquireTime": acquire_time or now, "renewTime": now, "leaseTransitions": transitions}
 
+    @property
+    def _path(self) -> str:
+        return f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases"
+
+    def _read(self) -> dict[str, Any]:
+        return self._api.request_json("GET", f"{self._path}/{self.name}")
+
+    def _replace(self, body: dict[str, Any]) -> None:
+        self._api.request_json("PUT", f"{self._path}/{self.name}", body=body)
+
     def try_acquire_or_renew(self) -> bool:
         """One attempt; True while this replica holds the Lease."""
         try:
-            lease = self.coordination.read_namespaced_lease(self.name, self.namespace)
+            lease = self._read()
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -52,31 +69,32 @@ class LeaseElector:
                     "metadata": {"name": self.name, "namespace": self.namespace},
                     "spec": self._spec(acquire_time=None, transitions=0)}
             try:
-                self.coordination.create_namespaced_lease(self.namespace, body)
+                self._api.request_json("POST", self._path, body=body)
             except ApiException as create_exc:
                 if create_exc.status == 409:
                     return False
                 raise
             return True
-        spec = lease.spec
-        holder = spec.holder_identity
-        transitions = spec.lease_transitions or 0
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity")
+        transitions = spec.get("leaseTransitions") or 0
+        acquire_time = _parse_time(spec.get("acquireTime"))
         if holder and holder != self.identity:
-            renewed = spec.renew_time or spec.acquire_time
-            duration = timedelta(seconds=spec.lease_duration_seconds or self.lease_duration)
+            renewed = _parse_time(spec.get("renewTime")) or acquire_time
+            duration = timedelta(seconds=spec.get("leaseDurationSeconds") or self.lease_duration)
             if renewed is not None and renewed + duration > datetime.now(UTC):
                 return False
             log.info("lease %s/%s of %s expired; taking over", self.namespace, self.name, holder)
             new_spec = self._spec(acquire_time=None, transitions=transitions + 1)
         else:
-            acquired = _micro_time(spec.acquire_time) if holder == self.identity and spec.acquire_time else None
+            acquired = _micro_time(acquire_time) if holder == self.identity and acquire_time else None
             new_spec = self._spec(acquire_time=acquired, transitions=transitions if holder else transitions + 1)
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.namespace,
-                             "resourceVersion": lease.metadata.resource_version},
+                             "resourceVersion": lease["metadata"]["resourceVersion"]},
                 "spec": new_spec}
         try:
-            self.coordination.replace_namespaced_lease(self.name, self.namespace, body)
+            self._replace(body)
         except ApiException as exc:
             if exc.status == 409:  # another replica won this round
                 return False
@@ -130,17 +148,18 @@ class LeaseElector:
         if not self.is_leader:
             return
         try:
-            lease = self.coordination.read_namespaced_lease(self.name, self.namespace)
-            if lease.spec.holder_identity != self.identity:
+            lease = self._read()
+            spec = lease.get("spec") or {}
+            if spec.get("holderIdentity") != self.identity:
                 return
             past = _micro_time(datetime.now(UTC) - timedelta(days=1))
             # An update, not a patch: the chart grants get/create/update on Leases and nothing more.
-            self.coordination.replace_namespaced_lease(self.name, self.namespace, {
+            self._replace({
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.namespace,
-                             "resourceVersion": lease.metadata.resource_version},
+                             "resourceVersion": lease["metadata"]["resourceVersion"]},
                 "spec": {"leaseDurationSeconds": max(1, round(self.lease_duration)), "renewTime": past,
-                         "acquireTime": past, "leaseTransitions": lease.spec.lease_transitions or 0}})
+                         "acquireTime": past, "leaseTransitions": spec.get("leaseTransitions") or 0}})
             log.info("released lease %s/%s", self.namespace, self.name)
         except ApiException as exc:
             log.warning("could not release lease %s/%s: HTTP %s", self.namespace, self.name, exc.status)

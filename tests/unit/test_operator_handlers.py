@@ -8,7 +8,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import kopf
-from clientreg_operator.handlers import ServerChecker, connection_info, register
+from clientreg_operator.handlers import (
+    REQUEST_CONNECTIONS,
+    ServerChecker,
+    connection_info,
+    limited_session,
+    register,
+    watch_streams_for,
+)
 from kubernetes import client as k8s
 
 SERVER = {"apiVersion": "clientreg.dev/v1alpha1", "kind": "AuthorizationServer",
@@ -24,6 +31,23 @@ def test_login_uses_the_given_client_configuration() -> None:
     info = connection_info(configuration)
     assert info.server == "https://127.0.0.1:6443" and info.scheme == "Bearer" and info.token == "sa-token"
     assert info.ca_path == "/tmp/ca.crt" and not info.insecure
+
+
+def test_kopf_session_has_a_bounded_pool_with_room_for_every_watch() -> None:
+    info = kopf.ConnectionInfo(server="https://127.0.0.1:6443", scheme="Bearer", token="sa-token", insecure=True)
+
+    async def scenario() -> tuple[int, str, str]:
+        context = limited_session(info, watch_streams=watch_streams_for(("a", "b")))
+        session = context.aiohttp_session
+        try:
+            return session.connector.limit if session.connector else 0, session.headers["Authorization"], context.server
+        finally:
+            await session.close()
+
+    limit, authorization, server = asyncio.run(scenario())
+    # 3 namespaced watches in each of 2 namespaces, 1 cluster-wide one, and room for requests.
+    assert limit == 7 + REQUEST_CONNECTIONS
+    assert authorization == "Bearer sa-token" and server == "https://127.0.0.1:6443"
 
 
 def test_server_handlers_never_need_kopf_bookkeeping() -> None:
