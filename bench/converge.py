@@ -110,6 +110,8 @@ def run_one(n: int, *, workers: int, drift_interval: float, work: Path) -> dict[
             wait_for(operator.is_leader, "the operator leading", timeout=60)
             assert operator.proc is not None
             cpu_before = _cpu_seconds(operator.proc.pid)
+            plane_pids = plane.pids()
+            plane_before = {name: _cpu_seconds(pid) for name, pid in plane_pids.items()}
             try:
                 # -- N OAuthClients at once -----------------------------------------------------------
                 def create(i: int) -> None:
@@ -135,6 +137,9 @@ def run_one(n: int, *, workers: int, drift_interval: float, work: Path) -> dict[
                 wait_for(converged, f"{n} OAuthClients Ready", timeout=max(600.0, n * 2.0), interval=1.0)
                 operator_seconds = time.perf_counter() - started
                 rss_converged, _ = operator.rss_bytes()
+                reconciles = _reconciles(operator.metrics())
+                converge_cpu = {"operator": _cpu_seconds(operator.proc.pid) - cpu_before,
+                                **{name: _cpu_seconds(pid) - plane_before[name] for name, pid in plane_pids.items()}}
 
                 # -- every Secret gets a token; the AS holds exactly N new clients -----------------------
                 secrets = [s for s in core.list_namespaced_secret(
@@ -175,6 +180,8 @@ def run_one(n: int, *, workers: int, drift_interval: float, work: Path) -> dict[
         "operator_seconds_to_all_ready": round(operator_seconds, 1),
         "ratio_operator_to_core": round(operator_seconds / core_seconds, 2),
         "seconds_to_create_the_crs": round(applied, 1),
+        "reconciles_until_all_ready": reconciles,
+        "cpu_ms_per_client_until_all_ready": {name: round(1000 * cpu / n) for name, cpu in converge_cpu.items()},
         "secrets_with_working_token": tokens,
         "new_clients_at_the_as": len(new_clients),
         "drift_round": {
@@ -192,6 +199,12 @@ def run_one(n: int, *, workers: int, drift_interval: float, work: Path) -> dict[
         "operator_rss_mib_peak": round(rss_peak / 2**20, 1),
         "operator_cpu_seconds": round(cpu, 1),
     }
+
+
+def _reconciles(metrics: str) -> int:
+    """Reconciles so far, from the operator's own counter."""
+    return round(sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                     if line.startswith("clientreg_reconcile_total{")))
 
 
 def _ready(item: dict[str, Any]) -> bool:

@@ -737,6 +737,10 @@ class ControlPlane:
 
             _wait_until("kube-apiserver (restarted)", proc, readyz)
 
+    def pids(self) -> dict[str, int]:
+        """Process IDs of the components this plane started (etcd, kube-apiserver, …), for CPU figures."""
+        return {proc.name: proc.popen.pid for proc in self._processes}
+
     def audit_events(self, *, user: str | None = None) -> list[dict[str, Any]]:
         """The write requests the API server has audited so far (optionally only ``user``'s)."""
         if self.audit_log is None:
