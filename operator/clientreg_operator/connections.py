@@ -1,7 +1,7 @@
 """Authorization servers as the reconcile threads share them: one HTTP client per AS, a concurrency cap.
 
 The HTTP client carries the AS's rate limit (``spec.requestsPerSecond``), so it must be shared by every
-OAuthClient registered there; it is rebuilt when the AS resource changes (its resourceVersion). The
+OAuthClient registered there; it is rebuilt when the AS's spec changes (its generation). The
 concurrency cap (``spec.maxConcurrency``) bounds the reconciles talking to one AS at once. Namespace
 isolation is the core's :func:`clientreg.resolve.resolve_server`; this module only looks things up.
 """
@@ -66,7 +66,11 @@ class Connections:
         document = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
         parsed = parse_document(document, source=f"{kind}/{name}")
         assert isinstance(parsed, AuthorizationServer | ClusterAuthorizationServer)
-        return parsed.spec, str(body["metadata"].get("resourceVersion", ""))
+        # The generation, not the resourceVersion: every status write (the operator's own server checks) bumps
+        # the latter, and rebuilding closes the old client under requests in flight, so a registration the AS
+        # answered would be lost (found by tests/e2e/test_operator_faults.py, slow AS).
+        meta = body["metadata"]
+        return parsed.spec, str(meta.get("generation") or meta.get("resourceVersion", ""))
 
     def _find_secret(self, namespace: str, name: str, key: str) -> str | None:
         return decode(self.cluster.get_secret(namespace, name)).get(key)

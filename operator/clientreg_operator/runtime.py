@@ -28,6 +28,8 @@ class _Schedule:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     #: Loop time of the next reconcile; None: not until something changes.
     due: float | None = None
+    #: A reconcile was asked for (request()) that a running one may have missed: run another right after it.
+    requested: bool = False
 
 
 class Runtime:
@@ -37,6 +39,8 @@ class Runtime:
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
                                                               thread_name_prefix="reconcile")
         self._schedules: dict[Key, _Schedule] = {}
+        #: The last rotate annotation value each object was reconciled promptly for.
+        self._rotation_requests: dict[Key, str] = {}
 
     def _schedule(self, key: Key) -> _Schedule:
         schedule = self._schedules.get(key)
@@ -51,6 +55,7 @@ class Runtime:
         key = (namespace, name)
         schedule = self._schedule(key)
         async with schedule.lock:
+            schedule.requested = False  # this reconcile reads the object as it is now
             result = await self._in_thread(self.reconciler.reconcile, namespace, name)
         assert result is not None
         self._plan_next(schedule, result)
@@ -73,7 +78,24 @@ class Runtime:
 
     def _plan_next(self, schedule: _Schedule, result: Result) -> None:
         loop = asyncio.get_running_loop()
-        schedule.due = None if result.requeue_after is None else loop.time() + result.requeue_after
+        if schedule.requested:
+            schedule.due = loop.time()
+        else:
+            schedule.due = None if result.requeue_after is None else loop.time() + result.requeue_after
+        schedule.changed.set()
+
+    def request_rotation(self, namespace: str, name: str, request: str) -> None:
+        """Reconcile soon (through the object's schedule) for a rotate annotation value not acted on yet.
+
+        Once per value: should that rotation fail, its retries follow the backoff like any failure, however
+        many watch events the object sees meanwhile."""
+        key = (namespace, name)
+        if self._rotation_requests.get(key) == request:
+            return
+        self._rotation_requests[key] = request
+        schedule = self._schedule(key)
+        schedule.requested = True
+        schedule.due = asyncio.get_running_loop().time()
         schedule.changed.set()
 
     async def keep_on_schedule(self, namespace: str, name: str, stopped: Awaitable[object],
@@ -101,6 +123,7 @@ class Runtime:
 
     def forget(self, namespace: str, name: str) -> None:
         self._schedules.pop((namespace, name), None)
+        self._rotation_requests.pop((namespace, name), None)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
