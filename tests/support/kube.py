@@ -466,6 +466,13 @@ class _Process:
                 self.popen.wait(STOP_TIMEOUT)
 
 
+def _readyz(http: httpx.Client) -> Any:
+    def probe() -> tuple[bool, str]:
+        r = http.get("/readyz")
+        return r.status_code == 200, f"{r.status_code} {r.text[-300:]}"
+    return probe
+
+
 def _wait_until(what: str, proc: _Process, probe: Any, timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     last = "never answered"
@@ -649,15 +656,8 @@ class ControlPlane:
             {"certificate-authority-data": _b64(self._ca_pem)},
             {"client-certificate-data": _b64(admin_cert), "client-key-data": _b64(admin_key)},
         )
-        tls = ssl.create_default_context(cafile=str(certs / "ca.crt"))
-        tls.load_cert_chain(str(certs / "admin.crt"), str(certs / "admin.key"))
-        with httpx.Client(base_url=self.server, verify=tls, timeout=5) as http:
-
-            def readyz() -> tuple[bool, str]:
-                r = http.get("/readyz")
-                return r.status_code == 200, f"{r.status_code} {r.text[-300:]}"
-
-            _wait_until("kube-apiserver", apiserver, readyz)
+        with self._admin_http(certs) as http:
+            _wait_until("kube-apiserver", apiserver, _readyz(http))
 
             # -- kube-controller-manager -------------------------------------------------------
             manager = assets / "kube-controller-manager"
@@ -725,17 +725,13 @@ class ControlPlane:
                                  cwd=self.workdir, preexec_fn=_parent_death_signal())
         proc = _Process("kube-apiserver", popen, log)
         self._processes[index] = proc
-        assert self.workdir is not None
-        certs = self.workdir / "pki"
+        with self._admin_http(self.workdir / "pki") as http:
+            _wait_until("kube-apiserver (restarted)", proc, _readyz(http))
+
+    def _admin_http(self, certs: Path) -> httpx.Client:
         tls = ssl.create_default_context(cafile=str(certs / "ca.crt"))
         tls.load_cert_chain(str(certs / "admin.crt"), str(certs / "admin.key"))
-        with httpx.Client(base_url=self.server, verify=tls, timeout=5) as http:
-
-            def readyz() -> tuple[bool, str]:
-                r = http.get("/readyz")
-                return r.status_code == 200, f"{r.status_code} {r.text[-300:]}"
-
-            _wait_until("kube-apiserver (restarted)", proc, readyz)
+        return httpx.Client(base_url=self.server, verify=tls, timeout=5)
 
     def pids(self) -> dict[str, int]:
         """Process IDs of the components this plane started (etcd, kube-apiserver, …), for CPU figures."""
