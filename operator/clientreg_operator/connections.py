@@ -1,17 +1,19 @@
 """Authorization servers as the reconcile threads share them: one HTTP client per AS, a concurrency cap.
 
 The HTTP client carries the AS's rate limit (``spec.requestsPerSecond``), so it must be shared by every
-OAuthClient registered there; it is rebuilt when the AS's spec changes (its generation). The
-concurrency cap (``spec.maxConcurrency``) bounds the reconciles talking to one AS at once. Namespace
-isolation is the core's :func:`clientreg.resolve.resolve_server`; this module only looks things up.
+OAuthClient registered there; it is rebuilt when the AS's spec changes (its generation). So is the AS's
+discovery: one per AS (and per DISCOVERY_TTL), not one per registration. The concurrency cap
+(``spec.maxConcurrency``) bounds the reconciles talking to one AS at once. Namespace isolation is the
+core's :func:`clientreg.resolve.resolve_server`; this module only looks things up.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clientreg.errors import ConfigurationError
 from clientreg.http import HttpClient, HttpSettings
@@ -31,6 +33,9 @@ from .config import DEFAULT_ADDRESS_POLICY
 from .secrets import decode
 
 ServerKey = tuple[str, str, str]
+#: Seconds one discovery serves every reconcile against its AS: an AS may move its endpoints without its
+#: AuthorizationServer resource changing, so the metadata is read again now and then.
+DISCOVERY_TTL = 600.0
 #: Builds the HTTP client of one AS; ``server`` labels its metrics.
 HttpFactory = Callable[[HttpSettings, str], HttpClient]
 
@@ -44,6 +49,11 @@ class _Shared:
     version: str
     http: HttpClient
     slots: threading.BoundedSemaphore | None
+    #: The ServerConnection every client of the AS shares (resolve_server's cache): one discovery, and one
+    #: remembered discovery failure, instead of one per reconcile (measured: a slow AS took two requests per
+    #: registration, and a down one a full retry budget per waiting client).
+    connections: dict[ServerKey, ServerConnection] = field(default_factory=dict)
+    since: float = field(default_factory=time.monotonic)
 
 
 class Connections:
@@ -79,11 +89,19 @@ class Connections:
         """The ServerConnection for ``client``'s serverRef. Raises ConfigurationError / DependencyNotReady."""
         key = server_key(client)
         spec, version = self._server_spec(key)
-        http = self._shared_for(key, version, spec).http if spec is not None else None
+        shared = self._shared_for(key, version, spec) if spec is not None else None
+        cache = None
+        if shared is not None:
+            with self._lock:
+                if time.monotonic() - shared.since > DISCOVERY_TTL:
+                    shared.connections, shared.since = {}, time.monotonic()
+                cache = shared.connections
         # resolve_server owns the isolation rules (which namespace, which Secrets); it gets the document
-        # fetched above so the shared HTTP client and the spec always belong together.
+        # fetched above so the shared HTTP client and the spec always belong together. The credentials it
+        # hands the connection are loaders: a cached connection still reads the current Secret.
         conn = resolve_server(client, lambda _kind, _namespace, _name: spec, self._find_secret,
-                              cluster_resource_namespace=self.cluster_resource_namespace, http=http)
+                              cluster_resource_namespace=self.cluster_resource_namespace,
+                              http=shared.http if shared else None, cache=cache)
         return conn, key
 
     def _shared_for(self, key: ServerKey, version: str, spec: AuthorizationServerSpec) -> _Shared:
