@@ -90,3 +90,27 @@ def test_a_waiting_server_is_looked_at_again_and_a_deleted_one_is_not() -> None:
         assert not checker._retries
 
     asyncio.run(scenario())
+
+
+def test_a_rotate_annotation_value_starts_one_prompt_reconcile_only() -> None:
+    from clientreg_operator.runtime import Runtime
+
+    runtime = Runtime(SimpleNamespace(), workers=1)  # type: ignore[arg-type]
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        runtime.request_rotation("t", "billing", "2026-11-28T10:00:00Z")
+        schedule = runtime._schedule(("t", "billing"))
+        first = schedule.requested and schedule.changed.is_set()
+        schedule.requested = False
+        schedule.changed.clear()
+        # The same value again (another watch event of the same object): a failing rotation must follow its
+        # backoff, not restart on every event.
+        runtime.request_rotation("t", "billing", "2026-11-28T10:00:00Z")
+        repeated = schedule.requested or schedule.changed.is_set()
+        runtime.request_rotation("t", "billing", "2026-11-28T11:00:00Z")
+        return first, repeated, schedule.requested
+
+    try:
+        assert asyncio.run(scenario()) == (True, False, True)
+    finally:
+        runtime.executor.shutdown(wait=False)

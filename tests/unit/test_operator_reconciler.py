@@ -536,3 +536,36 @@ def test_deletion_works_when_the_namespace_lost_its_server_and_token_first(
                         classmethod(lambda cls, spec, **kw: original(cls, spec, **{**kw, "http": w.fake.http()})))
     assert w.reconcile().finished
     assert client_id not in w.fake.clients
+
+
+def test_every_client_of_one_server_shares_one_discovery() -> None:
+    w = World()
+    for name in ("a", "b", "c"):
+        w.add_client(name)
+        assert w.reconcile(name).reason == "NotRegistered"
+    discovery = sum(n for call, n in w.fake.calls.items() if "/.well-known/" in call)
+    assert discovery == 1, w.fake.calls
+    assert w.fake.calls["POST /register"] == 3
+
+
+def test_a_record_write_waits_out_an_api_server_restart_instead_of_orphaning_the_client(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from clientreg_operator import reconciler as module
+    from kubernetes.client.exceptions import ApiException
+
+    monkeypatch.setattr(module.time, "sleep", lambda _seconds: None)
+    w = World()
+    w.add_client()
+    create = w.cluster.create_secret
+    failures = [ApiException(status=503, reason="restarting"), ApiException(status=403, reason="warming up")]
+
+    def flaky_create(namespace: str, body: Body) -> Body:
+        if body["metadata"]["name"] == "billing-clientreg-record" and failures:
+            raise failures.pop(0)
+        return create(namespace, body)
+
+    w.cluster.create_secret = flaky_create  # type: ignore[method-assign]
+    w.reconcile()
+    assert not failures and w.fake.calls["POST /register"] == 1
+    assert w.record().client_id in w.fake.clients, "the answer the AS gave is in the record, not lost"
+    assert w.credentials()["client_id"] == w.record().client_id
