@@ -132,10 +132,8 @@ def operator(operator_kubeconfig: Path, operator_logs: Path) -> Iterator[Operato
 def dev_server() -> Iterator[Any]:
     from clientreg.devserver import DevServer, DevServerSettings
 
-    server = DevServer(DevServerSettings(port=0, initial_access_token="e2e-dev-iat"))
-    server.start()
-    yield server
-    server.stop()
+    with DevServer(DevServerSettings(port=0, initial_access_token="e2e-dev-iat")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -26,10 +26,8 @@ def counted_server() -> Iterator[Any]:
     """A dev AS of this module alone, so its request counters hold only this module's traffic."""
     from clientreg.devserver import DevServer, DevServerSettings
 
-    server = DevServer(DevServerSettings(port=0, initial_access_token="steady-iat"))
-    server.start()
-    yield server
-    server.stop()
+    with DevServer(DevServerSettings(port=0, initial_access_token="steady-iat")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
