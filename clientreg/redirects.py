@@ -48,7 +48,8 @@ if TYPE_CHECKING:
     from .spec import AuthorizationServerSpec
 
 __all__ = ["POLICY_FIELDS", "RedirectNotPermitted", "RedirectTarget", "check_pattern", "check_redirect_uri",
-           "check_redirects", "check_scheme_name", "check_uri_text", "host_allowed", "parse_redirect_uri", "quoted"]
+           "check_redirects", "check_scheme_name", "check_uri_text", "host_allowed", "host_pattern",
+           "parse_redirect_uri", "quoted"]
 
 #: Wire field → the field as the user wrote it: the URIs the policy covers (see the module docstring).
 POLICY_FIELDS: dict[str, str] = {
@@ -239,6 +240,9 @@ def parse_redirect_uri(value: str) -> RedirectTarget:
         raise ValueError(f"{quoted(value)} is not a valid URI (RFC 3986)") from None
     if not parts.scheme or not _SCHEME.fullmatch(parts.scheme) or not value.lower().startswith(parts.scheme + ":"):
         raise ValueError(f"{quoted(value)} must be an absolute URI (RFC 6749 §3.1.2)")
+    if any(c in parts.path + parts.query for c in "[]"):
+        raise ValueError(f"{quoted(value)}: '[' and ']' are only allowed around an IPv6 host: percent-encode them "
+                         "(%5B, %5D) in a path or query (RFC 3986 §3.3, §3.4)")
     scheme = parts.scheme.lower()
     has_authority = value[len(scheme) + 1:].startswith("//")
     web = scheme in ("https", "http")
@@ -301,6 +305,12 @@ def check_pattern(pattern: str) -> str:
             raise ValueError(f"{quoted(pattern)}: a wildcard matches host names, not IP addresses")
         return "*." + host
     return host
+
+
+def host_pattern(value: str) -> str:
+    """:func:`check_pattern` for the spec models: validated, kept as written (matching normalises)."""
+    check_pattern(value)
+    return value
 
 
 def _is_ip(host: str) -> bool:

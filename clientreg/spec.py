@@ -20,7 +20,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -29,7 +28,7 @@ from pydantic.alias_generators import to_camel
 from .durations import parse_duration
 from .errors import ConfigurationError, redact
 from .http import is_loopback_host
-from .redirects import check_pattern, check_redirect_uri, check_scheme_name, check_uri_text
+from .redirects import check_redirect_uri, check_scheme_name, check_uri_text, host_pattern
 from .redirects import quoted as _quoted
 
 API_VERSION = "clientreg.dev/v1alpha1"
@@ -80,6 +79,8 @@ def _check_duration(value: str) -> str:
 
 WebUrl = Annotated[str, AfterValidator(_check_web_url)]
 RedirectUri = Annotated[str, AfterValidator(check_redirect_uri)]  # RFC 6749 §3.1.2, RFC 8252 §7
+HostPattern = Annotated[str, AfterValidator(host_pattern)]
+SchemeName = Annotated[str, AfterValidator(check_scheme_name)]  # RFC 8252 §7.1
 Duration = Annotated[str, AfterValidator(_check_duration)]
 
 GrantType = Literal["authorization_code", "implicit", "password", "client_credentials", "refresh_token",
@@ -148,13 +149,13 @@ class AuthorizationServerSpec(_Model):
         None, description="RFC 7591 §2.3 software statement (a signed JWT) sent with every registration.")
     ca_bundle: str | None = Field(None, description="PEM bundle to trust for this server instead of the "
                                   "system store.")
-    allowed_redirect_hosts: list[str] = Field(
+    allowed_redirect_hosts: list[HostPattern] = Field(
         default_factory=list, description="When set, the host of every redirect, post-logout redirect and "
         "initiate-login URI must match one: a host name, '*.example.com' (one or more labels before "
         "example.com), or an IP address; internationalized names as A-labels (xn--...). Private-use schemes "
         "are then refused unless listed in allowedRedirectSchemes. Enforced in plan and apply, for DCR and "
         "CIMD clients, before any request.")
-    allowed_redirect_schemes: list[str] = Field(
+    allowed_redirect_schemes: list[SchemeName] = Field(
         default_factory=list, description="Private-use URI schemes of native apps (RFC 8252 §7.1, reverse "
         "domain names such as com.example.app) that redirect URIs may use. When set, or when "
         "allowedRedirectHosts is set, no other private-use scheme is allowed.")
@@ -167,14 +168,6 @@ class AuthorizationServerSpec(_Model):
         if not self.issuer and not self.registration_endpoint:
             raise ValueError("set issuer (discovered) or registrationEndpoint (given directly)")
         return self
-
-    @field_validator("allowed_redirect_hosts", "allowed_redirect_schemes")
-    @classmethod
-    def _redirect_policy(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        check = check_pattern if info.field_name == "allowed_redirect_hosts" else check_scheme_name
-        for item in v:
-            check(item)
-        return v  # kept as written; matching normalises
 
 
 class AuthorizationServer(_Model):
