@@ -224,7 +224,7 @@ class Runner:
         desired = Desired.from_client(client, rotation_request=entry.requests.get("rotation"))
         try:
             server = self.connection(client)
-            # A read may hand out a new registration access token: that one write is not optional.
+            server.check_policy(desired.metadata)  # as in apply, before any request; a read may rotate the RAT
             observation = observe(entry.record, server, self._saver(entry), fetch=self.fetch)
         except ClientregError as exc:
             return Result(ns, name, False, exc.reason, str(exc), exit_code=exc.exit_code)

@@ -646,9 +646,9 @@ def _register(action: Action, desired: Desired, previous: RegistrationRecord | N
               server: ServerConnection, save: Save, now: datetime) -> RegistrationRecord:
     keys = _keys_for(action, desired, previous, now)
     desired = desired.with_key_list(keys)
+    server.check_policy(desired.metadata)
     if desired.registration == "cimd":
         return _publish_cimd(desired, previous, keys, server, save, now)
-    server.check_policy(desired.metadata)
     # Credentials first: a missing initial access token is a wait, and waiting costs no request.
     iat, statement = server.initial_access_token, server.software_statement
     endpoint = server.registration_endpoint
@@ -806,7 +806,7 @@ def reconcile(desired: Desired, record: RegistrationRecord | None, server: Serve
               now: datetime | None = None, *, fetch: Fetch | None = None) -> tuple[Plan, Outcome]:
     """observe → plan → apply: what every front end runs for one resource."""
     now = now or datetime.now(UTC)
-    if not desired.deleting and desired.registration == "dcr":
+    if not desired.deleting:  # the redirect policy binds DCR and CIMD clients alike, before any request
         server.check_policy(desired.metadata)
     observation = observe(record, server, save, fetch=fetch) if not desired.deleting else Observation.not_read()
     the_plan = plan(desired, record, observation, now)

@@ -10,13 +10,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
 from .discovery import Discovery, discover, registration_endpoint_of
-from .errors import ClientregError, PolicyViolation
+from .errors import ClientregError
 from .http import HttpClient, HttpSettings
+from .redirects import check_redirects
 from .spec import AuthorizationServerSpec
 from .ssrf import USER_CONFIGURED, AddressPolicy
 
@@ -125,15 +125,8 @@ class ServerConnection:
         return bool(d and d.server.client_id_metadata_document_supported)
 
     def check_policy(self, metadata: Mapping[str, Any]) -> None:
-        """allowedRedirectHosts, enforced before any request leaves."""
-        for field in ("redirect_uris", "post_logout_redirect_uris"):
-            for uri in metadata.get(field) or []:
-                host = urlsplit(str(uri)).hostname
-                if host and not self.spec.redirect_host_allowed(host):
-                    raise PolicyViolation(
-                        f"redirect URI {uri!r} is not allowed by the server's allowedRedirectHosts "
-                        f"{self.spec.allowed_redirect_hosts}", document=self.name or None,
-                        field="spec.redirectUris", rule="allowedRedirectHosts")
+        """The server's redirect policy (:func:`clientreg.redirects.check_redirects`), before any request."""
+        check_redirects(self.spec, metadata, document=self.name or None)
 
     def close(self) -> None:
         self.http.close()

@@ -28,6 +28,8 @@ from pydantic.alias_generators import to_camel
 from .durations import parse_duration
 from .errors import ConfigurationError, redact
 from .http import is_loopback_host
+from .redirects import check_redirect_uri, check_scheme_name, check_uri_text, host_pattern
+from .redirects import quoted as _quoted
 
 API_VERSION = "clientreg.dev/v1alpha1"
 GROUP = "clientreg.dev"
@@ -46,18 +48,8 @@ class _Model(BaseModel):
 
 # --- small validators ----------------------------------------------------------------------------
 
-_USERINFO_RE = re.compile(r"(//)[^/?#@]*@")
-
-
-def _quoted(url: str) -> str:
-    """A URL the user wrote, for a message: quoted (control characters escaped), bounded, password masked."""
-    return repr(redact(_USERINFO_RE.sub(r"\1***@", url), 200))
-
-
 def _check_url_text(value: str) -> SplitResult:
-    # A CR/LF in a URL would split a header or a log line wherever the URL is written.
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise ValueError(f"{_quoted(value)} must not contain whitespace or control characters")
+    check_uri_text(value)  # whitespace, control, bidi and invisible characters, backslashes
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - a malformed port raises only when read
@@ -80,36 +72,15 @@ def _check_web_url(value: str, *, allow_loopback_http: bool = True) -> str:
     return value
 
 
-def _check_redirect_uri(value: str) -> str:
-    """RFC 6749 §3.1.2 and RFC 8252 §7: absolute, no fragment; https, loopback http, or private-use scheme."""
-    parts = _check_url_text(value)
-    if not parts.scheme:
-        raise ValueError(f"{_quoted(value)} must be an absolute URI (RFC 6749 §3.1.2)")
-    if "#" in value:
-        raise ValueError(f"{_quoted(value)} must not include a fragment (RFC 6749 §3.1.2)")
-    if parts.scheme == "https":
-        if not parts.netloc:
-            raise ValueError(f"{_quoted(value)} has no host")
-        return value
-    if parts.scheme == "http":
-        if is_loopback_host(parts.hostname):
-            return value
-        raise ValueError(f"{_quoted(value)}: plain http is allowed only for loopback redirects "
-                         "(127.0.0.1, [::1], localhost; RFC 8252 §7.3): use https")
-    # RFC 8252 §7.1: private-use schemes are reverse domain names, e.g. com.example.app:/cb
-    if "." not in parts.scheme:
-        raise ValueError(f"{_quoted(value)}: a private-use URI scheme must be a reverse domain name such as "
-                         "com.example.app (RFC 8252 §7.1)")
-    return value
-
-
 def _check_duration(value: str) -> str:
     parse_duration(value)
     return value
 
 
 WebUrl = Annotated[str, AfterValidator(_check_web_url)]
-RedirectUri = Annotated[str, AfterValidator(_check_redirect_uri)]
+RedirectUri = Annotated[str, AfterValidator(check_redirect_uri)]  # RFC 6749 §3.1.2, RFC 8252 §7
+HostPattern = Annotated[str, AfterValidator(host_pattern)]
+SchemeName = Annotated[str, AfterValidator(check_scheme_name)]  # RFC 8252 §7.1
 Duration = Annotated[str, AfterValidator(_check_duration)]
 
 GrantType = Literal["authorization_code", "implicit", "password", "client_credentials", "refresh_token",
@@ -178,9 +149,16 @@ class AuthorizationServerSpec(_Model):
         None, description="RFC 7591 §2.3 software statement (a signed JWT) sent with every registration.")
     ca_bundle: str | None = Field(None, description="PEM bundle to trust for this server instead of the "
                                   "system store.")
-    allowed_redirect_hosts: list[str] = Field(
-        default_factory=list, description="When set, every redirect URI host must match one of these patterns "
-        "('*.example.com' matches one or more labels). Enforced before any request.")
+    allowed_redirect_hosts: list[HostPattern] = Field(
+        default_factory=list, description="When set, the host of every redirect, post-logout redirect and "
+        "initiate-login URI must match one: a host name, '*.example.com' (one or more labels before "
+        "example.com), or an IP address; internationalized names as A-labels (xn--...). Private-use schemes "
+        "are then refused unless listed in allowedRedirectSchemes. Enforced in plan and apply, for DCR and "
+        "CIMD clients, before any request.")
+    allowed_redirect_schemes: list[SchemeName] = Field(
+        default_factory=list, description="Private-use URI schemes of native apps (RFC 8252 §7.1, reverse "
+        "domain names such as com.example.app) that redirect URIs may use. When set, or when "
+        "allowedRedirectHosts is set, no other private-use scheme is allowed.")
     requests_per_second: float | None = Field(None, gt=0, description="Client-side rate limit towards this AS.")
     max_concurrency: int | None = Field(None, ge=1, description="Most requests in flight towards this AS.")
     timeout_seconds: float = Field(10.0, gt=0, le=300, description="Per-request timeout.")
@@ -190,27 +168,6 @@ class AuthorizationServerSpec(_Model):
         if not self.issuer and not self.registration_endpoint:
             raise ValueError("set issuer (discovered) or registrationEndpoint (given directly)")
         return self
-
-    @field_validator("allowed_redirect_hosts")
-    @classmethod
-    def _patterns(cls, v: list[str]) -> list[str]:
-        for pattern in v:
-            bare = pattern[2:] if pattern.startswith("*.") else pattern
-            if not bare or "*" in bare or "/" in bare:
-                raise ValueError(f"{pattern!r} must be a host name, optionally starting with '*.'")
-        return v
-
-    def redirect_host_allowed(self, host: str) -> bool:
-        if not self.allowed_redirect_hosts:
-            return True
-        host = host.lower().rstrip(".")
-        for pattern in self.allowed_redirect_hosts:
-            p = pattern.lower()
-            if p.startswith("*.") and host.endswith(p[1:]) and len(host) > len(p) - 1:
-                return True
-            if host == p:
-                return True
-        return False
 
 
 class AuthorizationServer(_Model):

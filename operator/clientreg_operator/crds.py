@@ -144,7 +144,12 @@ def _server_spec_schema() -> dict[str, Any]:
     from clientreg.spec import openapi_schema
 
     schema = _polish(openapi_schema(AuthorizationServerSpec))
-    schema["properties"]["allowedRedirectHosts"]["maxItems"] = _MAX_LIST_ITEMS
+    for field in ("allowedRedirectHosts", "allowedRedirectSchemes"):
+        schema["properties"][field]["maxItems"] = _MAX_LIST_ITEMS
+        schema["properties"][field]["items"]["maxLength"] = 253
+    # RFC 8252 §7.1 / RFC 3986 §3.1; the full rules (IDNA hosts, wildcards) are the core's, in the operator.
+    schemes = schema["properties"]["allowedRedirectSchemes"]["items"]
+    schemes["pattern"] = r"^[A-Za-z][A-Za-z0-9+\-]*(\.[A-Za-z0-9+\-]+)+$"
     schema["x-kubernetes-validations"] = [{
         "rule": "has(self.issuer) || has(self.registrationEndpoint)",
         "message": "set issuer (discovered) or registrationEndpoint (given directly)",

@@ -18,6 +18,8 @@ from pydantic import SecretStr, ValidationError
 
 from clientreg.drift import same
 from clientreg.engine import Desired
+from clientreg.errors import PolicyViolation
+from clientreg.redirects import POLICY_FIELDS, check_redirects
 from clientreg.spec import (
     WIRE_NAMES,
     AuthorizationServerSpec,
@@ -43,7 +45,7 @@ ROTATION_ARGS: dict[str, str] = {"rotate_before": "rotate_before", "rotation_per
                                  "grace_period": "grace_period"}
 #: Arguments handed to AuthorizationServerSpec as they are.
 SERVER_ARGS: tuple[str, ...] = ("issuer", "registration_endpoint", "token_endpoint", "ca_bundle",
-                                "timeout_seconds", "allowed_redirect_hosts")
+                                "timeout_seconds", "allowed_redirect_hosts", "allowed_redirect_schemes")
 ROTATION_TRIGGER = "rotation_trigger"
 #: A client registered elsewhere, taken over on create (Pulumi cannot import dynamic resources).
 ADOPT_ARGS: tuple[str, ...] = ("adopt_client_id", "adopt_registration_client_uri",
@@ -76,7 +78,9 @@ _CAMEL_NAMES: dict[str, str] = {
     for name, field in model.model_fields.items()
     if field.alias and field.alias != name
 }
-_CAMEL_NAMES["spec.redirectUris"] = "redirect_uris"
+_CAMEL_NAMES.update({f"spec.{c}": _CAMEL_NAMES[c] for c in (
+    "redirectUris", "postLogoutRedirectUris", "initiateLoginUri", "additionalMetadata", "allowedRedirectHosts",
+    "allowedRedirectSchemes")})
 # Whole words outside URLs and paths: a field name in a redirect URI must stay as the user wrote it.
 _CAMEL_RE = re.compile(r"(?<![\w/.])(" + "|".join(sorted(map(re.escape, _CAMEL_NAMES), key=len, reverse=True))
                        + r")(?![\w/])")
@@ -246,7 +250,24 @@ def problems(props: Mapping[str, Any]) -> list[tuple[str, str]]:
     if adopt and known.get("registration") == "cimd":
         found.append(("adopt_client_id", "a Client ID Metadata Document client is not registered, so it "
                       "cannot be adopted: leave the adopt_* arguments out"))
-    return found
+    return found + _redirect_problems(known)
+
+
+def _redirect_problems(known: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The server's redirect policy as `up` enforces it, shown at preview already (it needs no request).
+    A value not known yet is left out, so only what is known can be refused; `up` checks everything."""
+    try:
+        client, server = client_spec(known), server_spec(known)
+    except ValidationError:
+        return []  # reported field by field above
+    try:
+        check_redirects(server, client.wire_metadata())
+    except PolicyViolation as exc:
+        field = exc.field or ""
+        wire = next((w for w, f in POLICY_FIELDS.items() if field.startswith(f)), None)
+        argument = (arg_name(wire) or "additional_metadata") if wire else "allowed_redirect_hosts"
+        return [(argument, in_pulumi_words(exc.message))]
+    return []
 
 
 def _argument_of(loc: tuple[int | str, ...]) -> str | None:

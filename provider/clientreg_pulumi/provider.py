@@ -372,8 +372,7 @@ def _reconcile(want: Desired, record: RegistrationRecord | None, props: Mapping[
     before = _credentials_of(record)
     now = datetime.now(UTC)
     try:
-        if want.registration == "dcr":
-            server.check_policy(want.metadata)
+        server.check_policy(want.metadata)  # DCR and CIMD alike, before any request
         observation = observe(record, server, saved.append)
         the_plan = plan(want, record, observation, now)
         main = Plan(tuple(a for a in the_plan.actions if a.kind is not ActionKind.DELETE_RETIRING))

@@ -82,7 +82,8 @@ class OAuthClient(Resource, module="clientreg", name="OAuthClient"):
 
     The server: ``issuer`` (metadata discovered, RFC 8414 / OpenID Connect Discovery) or
     ``registration_endpoint``, plus an optional ``initial_access_token`` (stored as a secret),
-    ``ca_bundle`` (PEM), ``token_endpoint``, ``timeout_seconds`` and ``allowed_redirect_hosts``.
+    ``ca_bundle`` (PEM), ``token_endpoint``, ``timeout_seconds``, ``allowed_redirect_hosts`` and
+    ``allowed_redirect_schemes`` (the server's redirect policy, checked at preview and before any request).
 
     The client: the RFC 7591 / OpenID Connect registration metadata in snake_case
     (``client_name``, ``redirect_uris``, ``grant_types``, …); anything without a typed argument
@@ -155,6 +156,7 @@ class OAuthClient(Resource, module="clientreg", name="OAuthClient"):
         ca_bundle: Str = None,
         timeout_seconds: pulumi.Input[float] | None = None,
         allowed_redirect_hosts: StrList = None,
+        allowed_redirect_schemes: StrList = None,
         # --- registration metadata (RFC 7591 §2, OpenID Connect Registration §2)
         client_name: Str = None,
         redirect_uris: StrList = None,
