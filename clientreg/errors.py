@@ -67,6 +67,12 @@ class PolicyViolation(ConfigurationError):
     reason = "PolicyViolation"
 
 
+class NamespaceNotAllowed(PolicyViolation):
+    """A ClusterAuthorizationServer's spec.allowedNamespaces does not admit the OAuthClient's namespace."""
+
+    reason = "NamespaceNotAllowed"
+
+
 class DependencyNotReady(ClientregError):
     """Something the resource needs is not there yet (IAT Secret, server document). Wait, do not fail."""
 
