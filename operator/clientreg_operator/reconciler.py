@@ -341,10 +341,10 @@ class Reconciler:
 
         if error is not None:
             reason = "Waiting" if isinstance(error, DependencyNotReady) else error.reason
-            message = str(error)
+            message = error.summary()  # tenants read it: never a raw body of whatever the AS is
             if usable and record is not None:
                 message += f" (the credentials of client {record.client_id} in Secret {secret} still work)"
-            synced: tuple[st.ConditionStatus, str, str] = ("False", reason, str(error))
+            synced: tuple[st.ConditionStatus, str, str] = ("False", reason, error.summary())
         elif outcome is not None and not outcome.synced:
             reason, message = outcome.reason, outcome.message
             synced = ("False", reason, message)

@@ -59,7 +59,7 @@ def check_server(cluster: Cluster, body: Body, *, cluster_resource_namespace: st
                              previous=previous, now=now)
     else:
         reason = "Waiting" if isinstance(error, DependencyNotReady) else error.reason
-        ready = st.condition(st.READY, "False", reason, str(error), generation=generation, previous=previous,
+        ready = st.condition(st.READY, "False", reason, error.summary(), generation=generation, previous=previous,
                              now=now)
     new = st.with_conditions({k: v for k, v in facts.items() if v}, [ready], generation)
     patch = st.status_patch(body.get("status"), new)
