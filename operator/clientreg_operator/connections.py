@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from clientreg.errors import ConfigurationError
+from kubernetes.client.exceptions import ApiException
+
+from clientreg.errors import ConfigurationError, DependencyNotReady
 from clientreg.http import HttpClient, HttpSettings
 from clientreg.resolve import resolve_server, server_key
 from clientreg.server import ServerConnection, http_settings_for
@@ -85,7 +87,14 @@ class Connections:
         return decode(self.cluster.get_secret(namespace, name)).get(key)
 
     def _namespace_labels(self, name: str) -> dict[str, str] | None:
-        body = self.cluster.get_namespace(name)
+        try:
+            body = self.cluster.get_namespace(name)
+        except ApiException as exc:
+            if exc.status != 403:
+                raise
+            # RBAC from an older chart: say what is missing instead of failing every reconcile with a traceback.
+            raise DependencyNotReady(f"cannot read Namespace {name} (HTTP 403) to match a ClusterAuthorizationServer's "
+                                     "spec.allowedNamespaces.selector: the operator needs get on namespaces") from None
         return None if body is None else dict((body.get("metadata") or {}).get("labels") or {})
 
     def connect(self, client: OAuthClient) -> tuple[ServerConnection, ServerKey]:

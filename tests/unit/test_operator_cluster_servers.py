@@ -182,3 +182,20 @@ def test_a_namespaced_server_on_a_private_address_is_refused_by_default() -> Non
     ready = patches[0]["conditions"][0]
     assert (ready["status"], ready["reason"]) == ("False", "FetchRefused")
     assert "a private address" in ready["message"]
+
+
+def test_missing_rbac_on_namespaces_is_a_clear_waiting_condition() -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    w = CountingWorld({"selector": {"matchLabels": {"tier": "gold"}}}, {"tier": "gold"})
+
+    def forbidden(name: str) -> Body | None:
+        raise ApiException(status=403, reason="Forbidden")
+
+    w.cluster.get_namespace = forbidden  # type: ignore[method-assign]
+    w.add_cluster_client()
+    w.reconcile()
+    ready = w.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Waiting")
+    assert "get on namespaces" in ready["message"] and "HTTP 403" in ready["message"]
+    assert dict(w.fake.calls) == {} and ("clientreg", "platform-iat") not in w.secret_reads
