@@ -38,7 +38,8 @@ NamespaceLabels = Callable[[str], Mapping[str, str] | None]
 
 def _check_label_key(key: str) -> str:
     prefix, _, name = key.rpartition("/")
-    if not re.fullmatch(_LABEL_KEY, key) or len(prefix) > 253 or len(name) > 63:
+    # Lengths first, the cheap check: map keys reach here unbounded (a CRD cannot constrain them).
+    if len(prefix) > 253 or len(name) > 63 or not re.fullmatch(_LABEL_KEY, key):
         raise ValueError(f"{key[:80]!r} is not a label key: [prefix/]name, the prefix a DNS subdomain of at most "
                          "253 characters, the name at most 63 of [A-Za-z0-9-_.] starting and ending alphanumeric")
     return key

@@ -264,3 +264,4 @@ def test_cli_refuses_a_namespace_the_cluster_server_does_not_list(tmp_path: Path
     assert IAT not in result.output and "Traceback" not in result.output
     assert not state.exists() or not list(state.rglob("*.json"))
 
+
