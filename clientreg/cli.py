@@ -165,12 +165,9 @@ class Runner:
         # One connection per AS for the whole run, even when the first clients of a concurrent apply
         # arrive together: else each worker discovers on its own and gets its own rate-limit bucket.
         with self._connections_lock:
+            # resolve_server returns the cached connection, but only after checking the namespace may use it.
             cached = self.connections.get(server_key(client))
-            if cached is not None:
-                return cached
-            http = None
-            if self.http_settings is not None:
-                http = HttpClient(self.http_settings)
+            http = HttpClient(self.http_settings) if self.http_settings is not None and cached is None else None
             return resolve_server(client, _find_server(self.docs), _find_secret(self.docs),
                                   cluster_resource_namespace=self.cluster_ns, cache=self.connections, http=http,
                                   address_policy=ADDRESS_POLICY)

@@ -89,7 +89,8 @@ def _find_resource_metadata(http: HttpClient,
             if exc.status is not None and exc.status != 200:
                 problems.append(f"{show_url(metadata_url)}: HTTP {exc.status}")
             else:
-                problems.append(f"{show_url(metadata_url)}: {exc.message}")
+                # The summary, not the message: a body excerpt nested in a message outlives every filter.
+                problems.append(f"{show_url(metadata_url)}: {exc.summary()}")
             return None
 
     well_known = resource_metadata_url(url)
@@ -117,7 +118,7 @@ def _resource_metadata_hint(http: HttpClient, url: str, problems: list[str]) -> 
     try:
         response = http.request("GET", url)
     except ProtocolError as exc:
-        problems.append(f"{show_url(url)}: {exc.message}")
+        problems.append(f"{show_url(url)}: {exc.summary()}")
         return None
     if response.status_code != 401:
         problems.append(f"{show_url(url)}: HTTP {response.status_code}, not a 401 with a "

@@ -7,9 +7,15 @@ from the AS are truncated and passed through :func:`redact` before they are kept
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 _BODY_LIMIT = 300
+#: What of an AS's error_description a summary keeps (status conditions, events).
+SUMMARY_DESCRIPTION_LIMIT = 100
+_SUMMARY_LIMIT = 600
+# RFC 6749 §5.2: error = 1*NQSCHAR (printable ASCII without '"' and '\\'); codes are single tokens.
+_OAUTH_ERROR_CODE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]{1,64}")
 
 # Values of these keys are replaced wherever they appear in a body we keep for a message.
 _SECRET_KEYS = ("client_secret", "registration_access_token", "access_token", "refresh_token",
@@ -30,6 +36,20 @@ def redact(text: str, limit: int = _BODY_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def printable(text: str, limit: int) -> str:
+    """``text`` fit for a status condition or an event: no control, format (bidi overrides, zero-width) or
+    unassigned characters, whitespace collapsed, at most ``limit`` characters."""
+    kept = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Zl", "Zp") or (category == "Zs" and ch != " "):
+            kept.append(" ")  # a line break still separates words
+        elif category[0] != "C":
+            kept.append(ch)
+    flat = " ".join("".join(kept).split())
+    return flat if len(flat) <= limit else flat[:limit - 1].rstrip() + "…"
+
+
 class ClientregError(Exception):
     """Base of every error clientreg raises on purpose."""
 
@@ -44,6 +64,11 @@ class ClientregError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def summary(self) -> str:
+        """The message as status conditions and events carry it: printable and bounded. Tenants read those,
+        so whatever a server said reaches them only through :meth:`ProtocolError.summary`."""
+        return printable(self.message, _SUMMARY_LIMIT)
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -65,6 +90,12 @@ class PolicyViolation(ConfigurationError):
     """The spec is valid but a server-side policy of ours (allowedRedirectHosts, SSRF guard) forbids it."""
 
     reason = "PolicyViolation"
+
+
+class NamespaceNotAllowed(PolicyViolation):
+    """A ClusterAuthorizationServer's spec.allowedNamespaces does not admit the OAuthClient's namespace."""
+
+    reason = "NamespaceNotAllowed"
 
 
 class DependencyNotReady(ClientregError):
@@ -90,6 +121,8 @@ class ProtocolError(ClientregError):
         self.error_description = error_description
         self.body = redact(body) if body else None
         self.url = url
+        #: clientreg's own words, before anything the server said is appended.
+        self.detail = message
         parts = [message]
         if status is not None:
             parts.append(f"HTTP {status}")
@@ -100,6 +133,19 @@ class ProtocolError(ClientregError):
         elif self.body and not error:
             parts.append(f"body: {self.body}")
         super().__init__(" | ".join(parts))
+
+    def summary(self) -> str:
+        """What the server said, reduced to what is safe to show a tenant: the HTTP status, the OAuth
+        ``error`` code when it is one (RFC 6749 §5.2), and a short printable excerpt of
+        ``error_description``; never a body, which could be any in-cluster service's page."""
+        parts = [printable(self.detail, _SUMMARY_LIMIT)]
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.error and _OAUTH_ERROR_CODE.fullmatch(self.error):
+            parts.append(f"error={self.error}")
+        if self.error_description:
+            parts.append(printable(redact(self.error_description, 2000), SUMMARY_DESCRIPTION_LIMIT))
+        return " | ".join(parts)
 
 
 class DiscoveryError(ProtocolError):

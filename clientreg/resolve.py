@@ -1,9 +1,9 @@
 """Turning an OAuthClient's ``serverRef`` into a :class:`ServerConnection`, for any front end.
 
 Namespace isolation lives here: an OAuthClient may name an AuthorizationServer of its own namespace
-or a ClusterAuthorizationServer; Secrets come from the client's namespace, or for a cluster server
-from the cluster resource namespace (cert-manager's rule). Front ends differ only in how they look
-documents and Secrets up.
+or a ClusterAuthorizationServer whose ``spec.allowedNamespaces`` admits its namespace; Secrets come from
+the client's namespace, or for a cluster server from the cluster resource namespace (cert-manager's
+rule). Front ends differ only in how they look documents, Secrets and namespace labels up.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from collections.abc import Callable
 
 from pydantic import SecretStr
 
-from .errors import ConfigurationError, DependencyNotReady
+from .errors import ConfigurationError, DependencyNotReady, NamespaceNotAllowed
 from .http import HttpClient
 from .server import ServerConnection
-from .spec import AuthorizationServerSpec, OAuthClient, SecretRef
+from .spec import AuthorizationServerSpec, ClusterAuthorizationServerSpec, OAuthClient, SecretRef
 from .ssrf import USER_CONFIGURED, AddressPolicy
+from .tenancy import NamespaceLabels, namespace_refusal
 
 DEFAULT_CLUSTER_RESOURCE_NAMESPACE = "clientreg"
 
@@ -39,10 +40,13 @@ def resolve_server(client: OAuthClient, find_server: ServerLookup, find_secret: 
                    http: HttpClient | None = None,
                    on_response: Callable[[str, str, int], None] | None = None,
                    cache: dict[tuple[str, str, str], ServerConnection] | None = None,
-                   address_policy: AddressPolicy | None = USER_CONFIGURED) -> ServerConnection:
+                   address_policy: AddressPolicy | None = USER_CONFIGURED,
+                   namespace_labels: NamespaceLabels | None = None) -> ServerConnection:
+    """``namespace_labels`` is asked only when a ClusterAuthorizationServer's allowedNamespaces selector
+    decides (None: labels are unknown, only allowedNamespaces.names admits a namespace). A namespace that
+    is not admitted raises NamespaceNotAllowed before anything is read or sent: the cache is shared by all
+    namespaces, so it is consulted only after the check."""
     kind, ns, name = server_key(client)
-    if cache is not None and (kind, ns, name) in cache:
-        return cache[(kind, ns, name)]
     spec = find_server(kind, ns or None, name)
     label = f"OAuthClient/{client.metadata.name}"
     if spec is None:
@@ -50,6 +54,15 @@ def resolve_server(client: OAuthClient, find_server: ServerLookup, find_secret: 
         raise ConfigurationError(f"{kind} {name!r} does not exist in {where}", document=label,
                                  field="spec.serverRef", rule="an OAuthClient references an AuthorizationServer "
                                  "of its own namespace or a ClusterAuthorizationServer")
+    if isinstance(spec, ClusterAuthorizationServerSpec):
+        namespace = client.metadata.namespace or "default"
+        why = namespace_refusal(spec.allowed_namespaces, namespace, namespace_labels)
+        if why is not None:
+            raise NamespaceNotAllowed(f"{kind} {name!r} does not admit namespace {namespace!r}: {why}",
+                                      document=label, field="spec.serverRef",
+                                      rule=f"{kind}.spec.allowedNamespaces")
+    if cache is not None and (kind, ns, name) in cache:
+        return cache[(kind, ns, name)]
     secret_ns = ns or cluster_resource_namespace
     owner = f"{kind}/{name}"
 

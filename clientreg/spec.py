@@ -28,8 +28,10 @@ from pydantic.alias_generators import to_camel
 from .durations import parse_duration
 from .errors import ConfigurationError, redact
 from .http import is_loopback_host
+from .openapi import openapi_schema as openapi_schema
 from .redirects import check_redirect_uri, check_scheme_name, check_uri_text, host_pattern
 from .redirects import quoted as _quoted
+from .tenancy import AllowedNamespaces
 
 API_VERSION = "clientreg.dev/v1alpha1"
 GROUP = "clientreg.dev"
@@ -177,11 +179,19 @@ class AuthorizationServer(_Model):
     spec: AuthorizationServerSpec
 
 
+class ClusterAuthorizationServerSpec(AuthorizationServerSpec):
+    """An AuthorizationServerSpec that OAuthClients of several namespaces may share."""
+
+    allowed_namespaces: AllowedNamespaces | None = Field(
+        None, description="Namespaces whose OAuthClients may register here: listed by name or matched by "
+        "labels. Unset: every namespace.")
+
+
 class ClusterAuthorizationServer(_Model):
     api_version: Literal["clientreg.dev/v1alpha1"] = "clientreg.dev/v1alpha1"
     kind: Literal["ClusterAuthorizationServer"] = "ClusterAuthorizationServer"
     metadata: ObjectMeta
-    spec: AuthorizationServerSpec
+    spec: ClusterAuthorizationServerSpec
 
 
 # --- OAuthClient ---------------------------------------------------------------------------------------
@@ -503,45 +513,3 @@ def parse_document(data: Any, *, source: str | None = None) -> Document:
     except ValidationError as exc:
         field, rule = validation_message(exc)
         raise ConfigurationError(rule, source=source, document=label, field=field, rule=rule) from None
-
-
-def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """A structural OpenAPI v3 schema (as CRDs need: no $ref, no anyOf-null) for ``model``."""
-    schema = model.model_json_schema(by_alias=True, mode="validation")
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                target = resolve(defs[node["$ref"].split("/")[-1]])
-                extra = {k: v for k, v in node.items() if k != "$ref"}
-                return {**target, **resolve(extra)}
-            if "anyOf" in node:
-                options = [o for o in node["anyOf"] if o.get("type") != "null"]
-                rest = {k: resolve(v) for k, v in node.items() if k != "anyOf"}
-                if len(options) == 1:
-                    merged = {**resolve(options[0]), **rest}
-                    merged.pop("default", None) if rest.get("default") is None else None
-                    return merged
-                return {**rest, "x-kubernetes-preserve-unknown-fields": True}
-            out: dict[str, Any] = {}
-            for k, v in node.items():
-                if k in ("title",) or (k == "default" and v is None):
-                    continue
-                if k == "const":
-                    out["enum"] = [v]
-                    continue
-                out[k] = resolve(v)
-            if out.get("type") == "object" and "properties" not in out and "additionalProperties" in out \
-                    and out["additionalProperties"] is True:
-                out.pop("additionalProperties")
-                out["x-kubernetes-preserve-unknown-fields"] = True
-            if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
-                out["x-kubernetes-preserve-unknown-fields"] = True
-            return out
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
-    resolved: dict[str, Any] = resolve(schema)
-    return resolved

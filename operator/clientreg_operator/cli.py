@@ -10,7 +10,7 @@ from pathlib import Path
 
 from clientreg.ssrf import AddressPolicy
 
-from .config import OperatorConfig, parse_interval
+from .config import OperatorConfig, ServerAddressPolicies, parse_interval
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -93,8 +93,10 @@ def _run(args: argparse.Namespace) -> int:
         log_format=args.log_format,
         log_level=args.log_level,
         kubeconfig=args.kubeconfig,
-        address_policy=AddressPolicy(allow_loopback=args.allow_loopback_servers,
-                                     allow_private=args.allow_private_servers),
+        address_policies=ServerAddressPolicies(
+            cluster=AddressPolicy(allow_loopback=args.allow_loopback_servers, allow_private=args.allow_private_servers),
+            namespaced=AddressPolicy(allow_loopback=args.allow_loopback_servers,
+                                     allow_private=args.allow_private_namespaced_servers)),
     )
     return run(cfg)
 
@@ -130,12 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="INFO")
     run.add_argument("--kubeconfig", default=None, help="default: in-cluster config, else $KUBECONFIG")
     run.add_argument("--allow-private-servers", action=argparse.BooleanOptionalAction, default=True,
-                     help="let authorization servers resolve to private addresses (10/8, 172.16/12, 192.168/16, "
-                          "100.64/10, fc00::/7), as in-cluster servers do (default on; turn off where tenants "
-                          "create AuthorizationServers). Link-local and metadata addresses are always refused")
+                     help="let ClusterAuthorizationServers resolve to private addresses (10/8, 172.16/12, "
+                          "192.168/16, 100.64/10, fc00::/7), as in-cluster servers do (default on). Link-local and "
+                          "cloud metadata addresses are always refused")
+    run.add_argument("--allow-private-namespaced-servers", action=argparse.BooleanOptionalAction, default=False,
+                     help="let namespaced AuthorizationServers, which tenants write, resolve to private addresses "
+                          "too (default off: public addresses only, so a tenant cannot point the operator at "
+                          "in-cluster services)")
     run.add_argument("--allow-loopback-servers", action="store_true",
-                     help="TESTING ONLY: let authorization servers resolve to loopback addresses (an operator "
-                          "run as a local process against a local AS)")
+                     help="TESTING ONLY: let authorization servers of both kinds resolve to loopback addresses (an "
+                          "operator run as a local process against a local AS)")
     run.set_defaults(handler=_run)
 
     rotate = sub.add_parser("rotate", help="ask the operator to rotate a client's credentials now")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -27,6 +28,7 @@ from .conventions import (
 log = logging.getLogger(__name__)
 
 Body = dict[str, Any]
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _GROUP, _VERSION = API_VERSION.split("/")
 
 
@@ -38,6 +40,7 @@ class Cluster(Protocol):
     def get_client(self, namespace: str, name: str) -> Body | None: ...
     def get_server(self, kind: str, namespace: str | None, name: str) -> Body | None: ...
     def get_secret(self, namespace: str, name: str) -> Body | None: ...
+    def get_namespace(self, name: str) -> Body | None: ...
     def list_secrets(self, namespace: str, label_selector: str) -> list[Body]: ...
     def create_secret(self, namespace: str, body: Body) -> Body: ...
     def replace_secret(self, namespace: str, name: str, body: Body) -> Body: ...
@@ -108,6 +111,14 @@ class KubeCluster:
 
     def get_secret(self, namespace: str, name: str) -> Body | None:
         return self._get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+
+    def get_namespace(self, name: str) -> Body | None:
+        # Read only when a ClusterAuthorizationServer's allowedNamespaces selector decides (RBAC: get
+        # namespaces, cluster-wide). The name is an OAuthClient's namespace, a label by construction; checked
+        # again here because it becomes a path segment.
+        if not _NAMESPACE.fullmatch(name):
+            raise ValueError(f"{name[:80]!r} is not a namespace name (a DNS-1123 label)")
+        return self._get(f"/api/v1/namespaces/{name}")
 
     def list_secrets(self, namespace: str, label_selector: str) -> list[Body]:
         found = self.request_json("GET", f"/api/v1/namespaces/{namespace}/secrets",

@@ -9,9 +9,29 @@ from clientreg.durations import parse_duration
 from clientreg.resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE
 from clientreg.ssrf import AddressPolicy
 
-#: Loopback is the operator's own Pod, so only tests (the operator run as a local process) allow it; private
-#: addresses stay allowed because in-cluster servers live on them. Link-local (metadata) is always refused.
-DEFAULT_ADDRESS_POLICY = AddressPolicy(allow_loopback=False, allow_private=True)
+#: ClusterAuthorizationServers are written by the platform team: in-cluster servers on private addresses are
+#: normal. Loopback is the operator's own Pod, so only tests (the operator run as a local process) allow it.
+DEFAULT_CLUSTER_ADDRESS_POLICY = AddressPolicy(allow_loopback=False, allow_private=True)
+#: AuthorizationServers are written by whoever may create them in a namespace, a tenant: public addresses
+#: only, or a tenant points the operator at cluster-internal services (server-side request forgery).
+DEFAULT_NAMESPACED_ADDRESS_POLICY = AddressPolicy(allow_loopback=False, allow_private=False)
+
+
+@dataclass(frozen=True)
+class ServerAddressPolicies:
+    """Which addresses an authorization server may resolve to, by the kind of resource that names it. The
+    deny-list of clientreg.ssrf (cloud metadata, link-local, …) applies to both whatever they say."""
+
+    #: ClusterAuthorizationServer (None: unguarded, tests only).
+    cluster: AddressPolicy | None = DEFAULT_CLUSTER_ADDRESS_POLICY
+    #: AuthorizationServer (None: unguarded, tests only).
+    namespaced: AddressPolicy | None = DEFAULT_NAMESPACED_ADDRESS_POLICY
+
+    def for_kind(self, kind: str) -> AddressPolicy | None:
+        return self.cluster if kind == "ClusterAuthorizationServer" else self.namespaced
+
+
+DEFAULT_ADDRESS_POLICIES = ServerAddressPolicies()
 
 
 def parse_interval(text: str) -> float:
@@ -46,8 +66,8 @@ class OperatorConfig:
     backoff_max: float = 300.0
     #: Reconciles running at once in this process (each AS's maxConcurrency still applies).
     workers: int = 8
-    #: Which addresses (Cluster)AuthorizationServers may resolve to.
-    address_policy: AddressPolicy = DEFAULT_ADDRESS_POLICY
+    #: Which addresses ClusterAuthorizationServers and AuthorizationServers may resolve to.
+    address_policies: ServerAddressPolicies = DEFAULT_ADDRESS_POLICIES
 
     @property
     def clusterwide(self) -> bool:

@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from clientreg.errors import ConfigurationError
+from kubernetes.client.exceptions import ApiException
+
+from clientreg.errors import ConfigurationError, DependencyNotReady
 from clientreg.http import HttpClient, HttpSettings
 from clientreg.resolve import resolve_server, server_key
 from clientreg.server import ServerConnection, http_settings_for
@@ -26,10 +28,9 @@ from clientreg.spec import (
     OAuthClient,
     parse_document,
 )
-from clientreg.ssrf import AddressPolicy
 
 from .cluster import Cluster
-from .config import DEFAULT_ADDRESS_POLICY
+from .config import DEFAULT_ADDRESS_POLICIES, ServerAddressPolicies
 from .secrets import decode
 
 ServerKey = tuple[str, str, str]
@@ -59,12 +60,12 @@ class _Shared:
 class Connections:
     def __init__(self, cluster: Cluster, *, cluster_resource_namespace: str,
                  http_factory: HttpFactory = default_http_factory,
-                 address_policy: AddressPolicy | None = DEFAULT_ADDRESS_POLICY) -> None:
+                 address_policies: ServerAddressPolicies = DEFAULT_ADDRESS_POLICIES) -> None:
         self.cluster = cluster
         self.cluster_resource_namespace = cluster_resource_namespace
         self.http_factory = http_factory
-        #: Every connection to an AS of this operator goes through it (None: unguarded, tests only).
-        self.address_policy = address_policy
+        #: Every connection to an AS of this operator goes through the policy of its kind.
+        self.address_policies = address_policies
         self._shared: dict[ServerKey, _Shared] = {}
         self._lock = threading.Lock()
 
@@ -85,6 +86,17 @@ class Connections:
     def _find_secret(self, namespace: str, name: str, key: str) -> str | None:
         return decode(self.cluster.get_secret(namespace, name)).get(key)
 
+    def _namespace_labels(self, name: str) -> dict[str, str] | None:
+        try:
+            body = self.cluster.get_namespace(name)
+        except ApiException as exc:
+            if exc.status != 403:
+                raise
+            # RBAC from an older chart: say what is missing instead of failing every reconcile with a traceback.
+            raise DependencyNotReady(f"cannot read Namespace {name} (HTTP 403) to match a ClusterAuthorizationServer's "
+                                     "spec.allowedNamespaces.selector: the operator needs get on namespaces") from None
+        return None if body is None else dict((body.get("metadata") or {}).get("labels") or {})
+
     def connect(self, client: OAuthClient) -> tuple[ServerConnection, ServerKey]:
         """The ServerConnection for ``client``'s serverRef. Raises ConfigurationError / DependencyNotReady."""
         key = server_key(client)
@@ -101,7 +113,8 @@ class Connections:
         # hands the connection are loaders: a cached connection still reads the current Secret.
         conn = resolve_server(client, lambda _kind, _namespace, _name: spec, self._find_secret,
                               cluster_resource_namespace=self.cluster_resource_namespace,
-                              http=shared.http if shared else None, cache=cache)
+                              http=shared.http if shared else None, cache=cache,
+                              namespace_labels=self._namespace_labels)
         return conn, key
 
     def _shared_for(self, key: ServerKey, version: str, spec: AuthorizationServerSpec) -> _Shared:
@@ -112,7 +125,8 @@ class Connections:
                     shared.http.close()
                 try:
                     label = f"{key[0]}/{key[1] + '/' if key[1] else ''}{key[2]}"
-                    http = self.http_factory(http_settings_for(spec, self.address_policy), label)
+                    policy = self.address_policies.for_kind(key[0])
+                    http = self.http_factory(http_settings_for(spec, policy), label)
                 except ConfigurationError as exc:
                     raise ConfigurationError(str(exc), document=f"{key[0]}/{key[2]}") from None
                 slots = threading.BoundedSemaphore(spec.max_concurrency) if spec.max_concurrency else None

@@ -1,7 +1,7 @@
 """The CustomResourceDefinitions, generated from the pydantic models that the CLI and Pulumi use too.
 
 ``clientreg-operator crds`` prints them; ``charts/clientreg/crds/`` holds the same text, and a unit test
-fails when the two drift apart. The core's :func:`clientreg.spec.openapi_schema` gives a structural
+fails when the two drift apart. The core's :func:`clientreg.openapi.openapi_schema` gives a structural
 schema; this module polishes it for the API server (OpenAPI v3.0 spellings, no ``additionalProperties:
 false``), adds what only Kubernetes understands (CEL rules, list types, printer columns) and fills in
 ``kubectl explain`` text for the RFC 7591 fields that have none.
@@ -15,7 +15,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from clientreg.spec import GROUP, SET_VALUED, VERSION, WIRE_NAMES, AuthorizationServerSpec, OAuthClientSpec
+from clientreg.openapi import openapi_schema
+from clientreg.spec import (
+    GROUP,
+    SET_VALUED,
+    VERSION,
+    WIRE_NAMES,
+    AuthorizationServerSpec,
+    ClusterAuthorizationServerSpec,
+    OAuthClientSpec,
+)
 
 from .status import AuthorizationServerStatus, OAuthClientStatus, openapi_status_schema
 
@@ -88,8 +97,6 @@ def _camel(wire: str) -> str:
 
 
 def _oauthclient_spec_schema() -> dict[str, Any]:
-    from clientreg.spec import openapi_schema
-
     schema = _polish(openapi_schema(OAuthClientSpec))
     props = schema["properties"]
     for wire, text in _WIRE_DOCS.items():
@@ -140,10 +147,8 @@ def _oauthclient_spec_schema() -> dict[str, Any]:
     return schema
 
 
-def _server_spec_schema() -> dict[str, Any]:
-    from clientreg.spec import openapi_schema
-
-    schema = _polish(openapi_schema(AuthorizationServerSpec))
+def _server_spec_schema(model: type[AuthorizationServerSpec]) -> dict[str, Any]:
+    schema = _polish(openapi_schema(model))
     for field in ("allowedRedirectHosts", "allowedRedirectSchemes"):
         schema["properties"][field]["maxItems"] = _MAX_LIST_ITEMS
         schema["properties"][field]["items"]["maxLength"] = 253
@@ -153,6 +158,24 @@ def _server_spec_schema() -> dict[str, Any]:
     schema["x-kubernetes-validations"] = [{
         "rule": "has(self.issuer) || has(self.registrationEndpoint)",
         "message": "set issuer (discovered) or registrationEndpoint (given directly)",
+    }]
+    return schema
+
+
+def _cluster_server_spec_schema() -> dict[str, Any]:
+    schema = _server_spec_schema(ClusterAuthorizationServerSpec)
+    selector = schema["properties"]["allowedNamespaces"]["properties"]["selector"]
+    # The models' rules, so that the API server refuses such a document at once.
+    selector["x-kubernetes-validations"] = [{
+        "rule": "(has(self.matchLabels) && size(self.matchLabels) > 0) || "
+                "(has(self.matchExpressions) && size(self.matchExpressions) > 0)",
+        "message": "an empty selector would match every namespace: give matchLabels or matchExpressions, or "
+                   "leave allowedNamespaces unset to allow every namespace",
+    }]
+    selector["properties"]["matchExpressions"]["items"]["x-kubernetes-validations"] = [{
+        "rule": "self.operator in ['Exists', 'DoesNotExist'] ? (!has(self.values) || size(self.values) == 0) "
+                ": (has(self.values) && size(self.values) > 0)",
+        "message": "In and NotIn need values; Exists and DoesNotExist take none",
     }]
     return schema
 
@@ -209,7 +232,7 @@ def crds() -> list[dict[str, Any]]:
     """The three CRDs, as dicts ready for the API server."""
     client_spec = _oauthclient_spec_schema()
     client_spec["description"] = "The client to register and keep in shape."
-    server_spec = _server_spec_schema()
+    server_spec = _server_spec_schema(AuthorizationServerSpec)
     age = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
     message = {"name": "Message", "type": "string", "priority": 1,
                "jsonPath": '.status.conditions[?(@.type=="Ready")].message'}
@@ -243,9 +266,10 @@ def crds() -> list[dict[str, Any]]:
              columns=server_columns),
         _crd("ClusterAuthorizationServer", "clusterauthorizationservers", scope="Cluster",
              short_names=["clusterauthserver", "coas"],
-             description=server_doc.format(scope="Usable by OAuthClients of every namespace; its Secrets are "
-                                           "read from the operator's cluster resource namespace."),
-             spec=copy.deepcopy(server_spec), status=_status_schema(AuthorizationServerStatus),
+             description=server_doc.format(scope="Usable by OAuthClients of the namespaces "
+                                           "spec.allowedNamespaces admits (every namespace when unset); its "
+                                           "Secrets are read from the operator's cluster resource namespace."),
+             spec=_cluster_server_spec_schema(), status=_status_schema(AuthorizationServerStatus),
              columns=server_columns),
     ]
 

@@ -12,9 +12,8 @@ from typing import Any
 import kopf
 
 from clientreg.spec import GROUP, VERSION
-from clientreg.ssrf import AddressPolicy
 
-from .config import DEFAULT_ADDRESS_POLICY
+from .config import DEFAULT_ADDRESS_POLICIES, ServerAddressPolicies
 from .conventions import (
     AUTHORIZATIONSERVERS,
     CLIENT_FINALIZER,
@@ -99,7 +98,7 @@ def watch_streams_for(namespaces: tuple[str, ...]) -> int:
 
 def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selector: str | None = None,
              cluster_resource_namespace: str = "clientreg", client_configuration: Any = None,
-             address_policy: AddressPolicy | None = DEFAULT_ADDRESS_POLICY,
+             address_policies: ServerAddressPolicies = DEFAULT_ADDRESS_POLICIES,
              watch_streams: int = watch_streams_for(())) -> None:
     shard = LabelSelector.parse(label_selector)
 
@@ -166,7 +165,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selecto
     # (Cluster)AuthorizationServer, which needs patch on a resource the operator otherwise only reads and
     # writes status of. Every watch event (the initial listing included) looks at the server again.
     checker = ServerChecker(runtime, cluster_resource_namespace=cluster_resource_namespace,
-                            address_policy=address_policy)
+                            address_policies=address_policies)
     for plural in (AUTHORIZATIONSERVERS, CLUSTERAUTHORIZATIONSERVERS):
         @kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"{plural}-status")
         async def server_event(type: str | None, body: kopf.Body, **_: Any) -> None:
@@ -177,10 +176,10 @@ class ServerChecker:
     """Writes (Cluster)AuthorizationServer status; a failing server is looked at again after a delay."""
 
     def __init__(self, runtime: Runtime, *, cluster_resource_namespace: str, retry_after: float = 30.0,
-                 address_policy: AddressPolicy | None = DEFAULT_ADDRESS_POLICY) -> None:
+                 address_policies: ServerAddressPolicies = DEFAULT_ADDRESS_POLICIES) -> None:
         self.runtime = runtime
         self.cluster_resource_namespace = cluster_resource_namespace
-        self.address_policy = address_policy
+        self.address_policies = address_policies
         self.retry_after = retry_after
         self._retries: dict[tuple[str, str | None, str], asyncio.Task[None]] = {}
 
@@ -202,7 +201,7 @@ class ServerChecker:
         try:
             error = await asyncio.to_thread(check_server, cluster, body,
                                             cluster_resource_namespace=self.cluster_resource_namespace,
-                                            address_policy=self.address_policy)
+                                            address_policies=self.address_policies)
         except Exception as exc:  # e.g. the API server briefly unreachable: look again later
             error = exc
         if error is not None:

@@ -20,11 +20,10 @@ from typing import Any
 
 from clientreg import engine, publish, ssrf
 from clientreg.engine import ActionKind, Desired, Outcome, Plan, Reason
-from clientreg.errors import ClientregError, ConfigurationError, DependencyNotReady, RateLimited
+from clientreg.errors import ClientregError, ConfigurationError, DependencyNotReady, NamespaceNotAllowed, RateLimited
 from clientreg.record import RegistrationRecord
 from clientreg.server import ServerConnection
 from clientreg.spec import AuthorizationServerSpec, OAuthClient, parse_document
-from clientreg.ssrf import AddressPolicy
 
 from . import status as st
 from .cluster import Body, Cluster, Conflict, unavailable
@@ -187,9 +186,9 @@ class Reconciler:
             except (ConfigurationError, DependencyNotReady):
                 if not (deleting and record is not None):
                     raise
-                # A namespace being deleted takes its AuthorizationServer first: the record still knows
-                # where the client lives and holds its registration access token.
-                server, key = _connection_from_record(record, self.connections.address_policy), ("", "", "")
+                # A namespace being deleted takes its AuthorizationServer first: the record still knows where the
+                # client lives and holds its RAT (endpoints an AS of either kind chose: the strict policy applies).
+                server, key = _connection_from_record(record, self.connections), ("", "", "")
             with self.connections.slot(key):
                 plan, outcome = engine.reconcile(desired, record, server, save, now, fetch=self.fetch)
         except ClientregError as exc:
@@ -334,17 +333,18 @@ class Reconciler:
         previous = old.get("conditions") or []
         generation = meta.get("generation")
         expires = record.expires_at() if record else None
-        usable = record is not None and (expires is None or expires > now) and not isinstance(error, SecretConflict)
+        refused = isinstance(error, SecretConflict | NamespaceNotAllowed)  # not for use, whatever the Secret holds
+        usable = record is not None and (expires is None or expires > now) and not refused
         # The AS reads the client (CIMD) or its keys (jwks_uri) from the web: not usable until served.
         unpublished = error is None and outcome is not None and outcome.reason == Reason.DOCUMENT_NOT_PUBLISHED
         secret = secret_name or "(none)"
 
         if error is not None:
             reason = "Waiting" if isinstance(error, DependencyNotReady) else error.reason
-            message = str(error)
+            message = error.summary()  # tenants read it: never a raw body of whatever the AS is
             if usable and record is not None:
                 message += f" (the credentials of client {record.client_id} in Secret {secret} still work)"
-            synced: tuple[st.ConditionStatus, str, str] = ("False", reason, str(error))
+            synced: tuple[st.ConditionStatus, str, str] = ("False", reason, error.summary())
         elif outcome is not None and not outcome.synced:
             reason, message = outcome.reason, outcome.message
             synced = ("False", reason, message)
@@ -400,14 +400,14 @@ def _parse(body: Body) -> OAuthClient:
     return parsed
 
 
-def _connection_from_record(record: RegistrationRecord, address_policy: AddressPolicy | None) -> ServerConnection:
+def _connection_from_record(record: RegistrationRecord, connections: Connections) -> ServerConnection:
     endpoint = record.registration_endpoint or record.registration_client_uri or record.issuer
     if not endpoint:
         raise ConfigurationError(f"the server of client {record.client_id} is gone and the record does not say "
                                  "where it lived: set deletionPolicy: Orphan to let the resource go")
     log.warning("server of client %s is gone; deleting it with default HTTP settings", record.client_id)
     return ServerConnection.for_spec(AuthorizationServerSpec(registration_endpoint=endpoint),
-                                     name="(deleted server)", address_policy=address_policy)
+                                     name="(deleted server)", address_policy=connections.address_policies.namespaced)
 
 
 def _credentials_of(body: Body) -> str | None:

@@ -82,14 +82,14 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
 
         cluster = KubeCluster(api)
         connections = Connections(cluster, cluster_resource_namespace=cfg.cluster_resource_namespace,
-                                  http_factory=metrics.http_factory, address_policy=cfg.address_policy)
+                                  http_factory=metrics.http_factory, address_policies=cfg.address_policies)
         reconciler = Reconciler(cluster, connections, drift_check_interval=cfg.drift_check_interval,
                                 metrics=metrics, backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max,
                                 documents=documents)
         runtime = Runtime(reconciler, workers=cfg.workers, restart_deployments=cfg.restart_deployments)
         registry = kopf.OperatorRegistry()
         register(registry, runtime, label_selector=cfg.label_selector,
-                 cluster_resource_namespace=cfg.cluster_resource_namespace, address_policy=cfg.address_policy,
+                 cluster_resource_namespace=cfg.cluster_resource_namespace, address_policies=cfg.address_policies,
                  watch_streams=watch_streams_for(cfg.namespaces),
                  client_configuration=api.configuration if cfg.kubeconfig else None)
         log.info("serving %s", "all namespaces" if cfg.clusterwide else ", ".join(cfg.namespaces))

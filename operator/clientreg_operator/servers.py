@@ -13,16 +13,15 @@ from typing import Any
 from clientreg.errors import ClientregError, ConfigurationError, DependencyNotReady
 from clientreg.server import ServerConnection
 from clientreg.spec import AuthorizationServer, ClusterAuthorizationServer, parse_document
-from clientreg.ssrf import AddressPolicy
 
 from . import status as st
 from .cluster import Body, Cluster
-from .config import DEFAULT_ADDRESS_POLICY
+from .config import DEFAULT_ADDRESS_POLICIES, ServerAddressPolicies
 from .secrets import decode
 
 
 def check_server(cluster: Cluster, body: Body, *, cluster_resource_namespace: str,
-                 address_policy: AddressPolicy | None = DEFAULT_ADDRESS_POLICY) -> ClientregError | None:
+                 address_policies: ServerAddressPolicies = DEFAULT_ADDRESS_POLICIES) -> ClientregError | None:
     """Work out and write the server's status; returns the error that kept it from Ready, if any."""
     meta = body["metadata"]
     kind, namespace, name = body["kind"], meta.get("namespace"), meta["name"]
@@ -42,7 +41,8 @@ def check_server(cluster: Cluster, body: Body, *, cluster_resource_namespace: st
                 raise DependencyNotReady(f"waiting for Secret {secret_namespace}/{ref.secret_key_ref.name} key "
                                          f"{ref.secret_key_ref.key!r} (spec.{field})")
         # The same policy as the reconciles: a server refused there must not be Ready here.
-        connection = ServerConnection.for_spec(spec, name=f"{kind}/{name}", address_policy=address_policy)
+        connection = ServerConnection.for_spec(spec, name=f"{kind}/{name}",
+                                               address_policy=address_policies.for_kind(kind))
         try:
             facts = {"issuer": connection.issuer, "registrationEndpoint": connection.registration_endpoint,
                      "tokenEndpoint": connection.token_endpoint}
@@ -59,7 +59,7 @@ def check_server(cluster: Cluster, body: Body, *, cluster_resource_namespace: st
                              previous=previous, now=now)
     else:
         reason = "Waiting" if isinstance(error, DependencyNotReady) else error.reason
-        ready = st.condition(st.READY, "False", reason, str(error), generation=generation, previous=previous,
+        ready = st.condition(st.READY, "False", reason, error.summary(), generation=generation, previous=previous,
                              now=now)
     new = st.with_conditions({k: v for k, v in facts.items() if v}, [ready], generation)
     patch = st.status_patch(body.get("status"), new)

@@ -131,7 +131,7 @@ def ready_reason(status: dict[str, Any] | None) -> tuple[str | None, str | None]
 
 def openapi_status_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The CRD schema of a status model (the core's generator, with condition lists keyed by type)."""
-    from clientreg.spec import openapi_schema
+    from clientreg.openapi import openapi_schema
 
     schema = openapi_schema(model)
     conditions = schema["properties"]["conditions"]

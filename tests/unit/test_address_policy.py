@@ -422,13 +422,14 @@ def test_guarded_clients_pickle_with_their_policy() -> None:
 
 
 def test_front_end_defaults() -> None:
-    from clientreg_operator.config import DEFAULT_ADDRESS_POLICY, OperatorConfig
+    from clientreg_operator.config import OperatorConfig
     from clientreg_pulumi import provider
 
     from clientreg import cli
 
     assert cli.ADDRESS_POLICY == provider.ADDRESS_POLICY == USER_CONFIGURED
-    assert OperatorConfig().address_policy == DEFAULT_ADDRESS_POLICY == OPERATOR
+    assert OperatorConfig().address_policies.cluster == OPERATOR
+    assert OperatorConfig().address_policies.namespaced == MULTI_TENANT
     spec = AuthorizationServerSpec(issuer="https://as.example.test")
     assert http_settings_for(spec, OPERATOR).address_policy == OPERATOR
     connection = ServerConnection.for_spec(spec)
@@ -436,28 +437,40 @@ def test_front_end_defaults() -> None:
     connection.close()
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    ([], OPERATOR),
-    (["--allow-loopback-servers"], AddressPolicy(allow_loopback=True, allow_private=True)),
-    (["--no-allow-private-servers"], MULTI_TENANT),
-    (["--allow-private-servers"], OPERATOR),
-    (["--allow-loopback-servers", "--no-allow-private-servers"], AddressPolicy(allow_loopback=True,
-                                                                               allow_private=False)),
+LOOPBACK_AND_PRIVATE = AddressPolicy(allow_loopback=True, allow_private=True)
+LOOPBACK_ONLY = AddressPolicy(allow_loopback=True, allow_private=False)
+
+
+@pytest.mark.parametrize(("argv", "cluster", "namespaced"), [
+    ([], OPERATOR, MULTI_TENANT),
+    (["--allow-loopback-servers"], LOOPBACK_AND_PRIVATE, LOOPBACK_ONLY),
+    (["--no-allow-private-servers"], MULTI_TENANT, MULTI_TENANT),
+    (["--allow-private-servers"], OPERATOR, MULTI_TENANT),
+    (["--allow-private-namespaced-servers"], OPERATOR, OPERATOR),
+    (["--no-allow-private-servers", "--allow-private-namespaced-servers"], MULTI_TENANT, OPERATOR),
+    (["--allow-loopback-servers", "--no-allow-private-servers"], LOOPBACK_ONLY, LOOPBACK_ONLY),
+    (["--allow-loopback-servers", "--allow-private-namespaced-servers"], LOOPBACK_AND_PRIVATE,
+     LOOPBACK_AND_PRIVATE),
 ])
-def test_operator_flags_make_the_policy(monkeypatch: pytest.MonkeyPatch, argv: list[str],
-                                        expected: AddressPolicy) -> None:
+def test_operator_flags_make_one_policy_per_server_kind(monkeypatch: pytest.MonkeyPatch, argv: list[str],
+                                                        cluster: AddressPolicy, namespaced: AddressPolicy) -> None:
     from clientreg_operator import cli, runner
 
     seen: list[Any] = []
     monkeypatch.setattr(runner, "run", lambda cfg: seen.append(cfg) or 0)
     assert cli.main(["run", "--all-namespaces", *argv]) == 0
-    assert seen[0].address_policy == expected
+    policies = seen[0].address_policies
+    assert (policies.cluster, policies.namespaced) == (cluster, namespaced)
+    assert (policies.for_kind("ClusterAuthorizationServer"), policies.for_kind("AuthorizationServer")) == (
+        cluster, namespaced)
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["run", "--allow-private-servers=maybe"])
     assert isinstance(cli.build_parser(), argparse.ArgumentParser)
 
 
-def test_operator_connections_build_clients_with_the_policy() -> None:
+@pytest.mark.parametrize("kind", ["AuthorizationServer", "ClusterAuthorizationServer"])
+def test_operator_connections_build_clients_with_the_policy_of_the_server_kind(kind: str) -> None:
+    from clientreg_operator.config import ServerAddressPolicies
     from clientreg_operator.connections import Connections
 
     class Cluster:
@@ -479,13 +492,16 @@ def test_operator_connections_build_clients_with_the_policy() -> None:
 
     client = parse_document({"apiVersion": "clientreg.dev/v1alpha1", "kind": "OAuthClient",
                              "metadata": {"name": "c", "namespace": "t"},
-                             "spec": {"serverRef": {"name": "as"}, "grantTypes": ["client_credentials"]}})
+                             "spec": {"serverRef": {"kind": kind, "name": "as"},
+                                      "grantTypes": ["client_credentials"]}})
     assert isinstance(client, OAuthClient)
+    policies = ServerAddressPolicies(cluster=OPERATOR, namespaced=MULTI_TENANT)
     connections = Connections(Cluster(), cluster_resource_namespace="clientreg",  # type: ignore[arg-type]
-                              http_factory=factory, address_policy=MULTI_TENANT)
+                              http_factory=factory, address_policies=policies)
     connections.connect(client)
     connections.close()
-    assert [s.address_policy for s in built] == [MULTI_TENANT]
+    assert [s.address_policy for s in built] == [policies.for_kind(kind)]
+    assert built[0].address_policy == (OPERATOR if kind == "ClusterAuthorizationServer" else MULTI_TENANT)
 
 
 SERVER_ISSUERS = ["https://169.254.169.254", "https://[fd00:ec2::254]", "https://[fe80::1]", "https://0.0.0.0",

@@ -74,6 +74,10 @@ class FakeCluster:
         found = self.objects.get(("Secret", namespace, name))
         return copy.deepcopy(found) if found else None
 
+    def get_namespace(self, name: str) -> Body | None:
+        found = self.objects.get(("Namespace", "", name))
+        return copy.deepcopy(found) if found else None
+
     def list_secrets(self, namespace: str, label_selector: str) -> list[Body]:
         return [copy.deepcopy(b) for (k, ns, _), b in self.objects.items() if k == "Secret" and ns == namespace]
 
