@@ -178,8 +178,9 @@ def check_display_values(value: Any, *, field: str, max_length: int | None = Non
         check_display_text(value, field=field, max_length=max_length)
     elif isinstance(value, dict):
         for key, item in value.items():
-            check_display_text(key, field=f"{field}.{key}" if isinstance(key, str) else field, max_length=max_length)
-            check_display_values(item, field=f"{field}.{key}", max_length=max_length)
+            # The key is checked before it becomes part of a field path in a message.
+            check_display_text(key, field=field or "(key)", max_length=max_length)
+            check_display_values(item, field=f"{field}.{key}" if field else key, max_length=max_length)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             check_display_values(item, field=f"{field}[{index}]", max_length=max_length)
@@ -218,6 +219,14 @@ def _display_validator(max_length: int) -> Callable[[str], str]:
             raise ValueError(f"{_shown(value)} {problem}")
         return value
     return check
+
+
+def _display_values_validator(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        check_display_values(value, field="", max_length=TEXT_MAX)
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None  # "key.sub[0]: …": pydantic prefixes the mapping's own location
+    return value
 
 
 def _name_schema(rule: NameRule) -> JsonSchemaExtra:
@@ -264,3 +273,5 @@ Labels = Annotated[dict[str, LabelValue], AfterValidator(key_validator(QUALIFIED
 Annotations = Annotated[dict[str, Text], AfterValidator(key_validator(QUALIFIED_NAME))]
 #: More keys of a Secret's data: Secret-key names, any text (a value may hold a whole config file).
 SecretData = Annotated[dict[str, str], AfterValidator(key_validator(SECRET_KEY))]
+#: Free-form JSON (registration metadata by wire name): every string in it, keys included, is display text.
+DisplayValues = Annotated[dict[str, Any], AfterValidator(_display_values_validator)]

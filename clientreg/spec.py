@@ -29,9 +29,10 @@ from .durations import parse_duration
 from .errors import ConfigurationError, redact
 from .http import is_loopback_host
 from .names import (
-    TEXT_MAX,
+    SUBDOMAIN,
     Annotations,
     DisplayName,
+    DisplayValues,
     KubeLabel,
     KubeName,
     Labels,
@@ -39,7 +40,6 @@ from .names import (
     SecretKey,
     ShortText,
     Text,
-    check_display_values,
 )
 
 API_VERSION = "clientreg.dev/v1alpha1"
@@ -339,7 +339,7 @@ class OAuthClientSpec(_Model):
     require_auth_time: bool | None = None
     initiate_login_uri: WebUrl | None = None
     sector_identifier_uri: WebUrl | None = None
-    additional_metadata: dict[str, Any] = Field(
+    additional_metadata: DisplayValues = Field(
         default_factory=dict, description="More registration metadata, by wire name (client_name#ja, …).")
 
     key_pair: KeyPair | None = Field(
@@ -373,10 +373,7 @@ class OAuthClientSpec(_Model):
         if clash:
             raise ValueError(f"{clash} must not be set here: use the typed fields "
                              f"({', '.join(_camel_for(w) for w in clash)}) or leave server-issued values alone")
-        try:  # every string in there reaches the AS's consent screen and our logs like clientName does
-            return dict(check_display_values(v, field="additionalMetadata", max_length=TEXT_MAX))
-        except ConfigurationError as exc:
-            raise ValueError(str(exc)) from None
+        return v
 
     @model_validator(mode="after")
     def _consistency(self) -> OAuthClientSpec:
@@ -532,9 +529,10 @@ def parse_document(data: Any, *, source: str | None = None) -> Document:
                                  source=source)
     kind = data.get("kind")
     name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
-    # Only strings make a label: a list or mapping here could be anything, a YAML alias bomb included.
-    label_kind = kind if isinstance(kind, str) else None
-    label = f"{label_kind}/{name}" if label_kind and isinstance(name, str) and name else label_kind
+    # Only a known kind and a valid name make a label: anything else could hold anything (a YAML alias bomb,
+    # control characters for the terminal); the error about it escapes it.
+    label_kind = kind if isinstance(kind, str) and kind in KINDS else None
+    label = f"{label_kind}/{name}" if label_kind and SUBDOMAIN.problem(name) is None else label_kind
     if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigurationError(f"unknown kind {_shown(kind)}; expected one of {', '.join(KINDS)} (or v1 Secret)",
                                  source=source, document=label, field="kind")
