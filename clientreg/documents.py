@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigurationError, redact
+from .names import LABEL, SECRET_KEY, SUBDOMAIN
 from .spec import AuthorizationServer, ClusterAuthorizationServer, Document, OAuthClient, parse_document
 
 DEFAULT_NAMESPACE = "default"
@@ -208,6 +209,9 @@ def parse_secret(raw: Mapping[str, Any], source: str) -> SecretDoc:
     namespace = meta.get("namespace") or DEFAULT_NAMESPACE
     if not isinstance(namespace, str):
         raise ConfigurationError("must be a string", source=source, document=label, field="metadata.namespace")
+    for rule, value, where in ((SUBDOMAIN, name, "metadata.name"), (LABEL, namespace, "metadata.namespace")):
+        if (problem := rule.problem(value)) is not None:  # as the API server would refuse it
+            raise ConfigurationError(problem, source=source, document="Secret", field=where, rule=rule.text)
     for section in ("data", "stringData"):
         if not isinstance(raw.get(section) or {}, Mapping):
             # The values are credentials: the message names the field, never what is in it.
@@ -222,4 +226,7 @@ def parse_secret(raw: Mapping[str, Any], source: str) -> SecretDoc:
                                      source=source, document=label, field=f"data.{key}") from None
     for key, value in (raw.get("stringData") or {}).items():
         data[str(key)] = str(value)
+    if (bad := next((k for k in data if SECRET_KEY.problem(k) is not None), None)) is not None:
+        raise ConfigurationError(f"key {SECRET_KEY.problem(bad)}", source=source, document=label,
+                                 field="data", rule=SECRET_KEY.text)
     return SecretDoc(namespace=namespace, name=name, data=data)

@@ -63,7 +63,7 @@ def static_path(url: str) -> PurePosixPath:
     if path.endswith("/"):
         path += "index.json"
     segments = [s for s in path.split("/") if s]
-    if not host or not segments or any(s in (".", "..") or "\\" in s for s in segments) or "/" in host:
+    if not host or not segments or any(s in (".", "..") or "\\" in s for s in [host, *segments]) or "/" in host:
         raise ConfigurationError(f"{url!r} does not map to a file below the publish directory",
                                  field="spec.clientIdUrl")
     return PurePosixPath(host, *segments)

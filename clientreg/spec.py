@@ -28,6 +28,19 @@ from pydantic.alias_generators import to_camel
 from .durations import parse_duration
 from .errors import ConfigurationError, redact
 from .http import is_loopback_host
+from .names import (
+    SUBDOMAIN,
+    Annotations,
+    DisplayName,
+    DisplayValues,
+    KubeLabel,
+    KubeName,
+    Labels,
+    SecretData,
+    SecretKey,
+    ShortText,
+    Text,
+)
 from .openapi import openapi_schema as openapi_schema
 from .redirects import check_redirect_uri, check_scheme_name, check_uri_text, host_pattern
 from .redirects import quoted as _quoted
@@ -37,8 +50,6 @@ API_VERSION = "clientreg.dev/v1alpha1"
 GROUP = "clientreg.dev"
 VERSION = "v1alpha1"
 
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")  # RFC 6749 §3.3 scope-token
 
 
@@ -102,8 +113,8 @@ class SecretKeySelector(_Model):
     """A key of a Secret in the same namespace as the referring resource (ClusterAuthorizationServer: the
     cluster resource namespace)."""
 
-    name: str = Field(description="Name of the Secret.")
-    key: str = Field(description="Key within the Secret's data.")
+    name: KubeName = Field(description="Name of the Secret.")
+    key: SecretKey = Field(description="Key within the Secret's data.")
 
 
 class SecretRef(_Model):
@@ -114,24 +125,10 @@ class ObjectMeta(BaseModel):
     """The part of Kubernetes metadata clientreg reads. Other fields (uid, resourceVersion…) are ignored."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
-    name: str
-    namespace: str | None = None
+    name: KubeName
+    namespace: KubeLabel | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if len(v) > 253 or not _DNS1123_SUBDOMAIN.match(v):
-            raise ValueError(f"{v!r} must be a lowercase DNS-1123 subdomain (a-z, 0-9, '-', '.')")
-        return v
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, v: str | None) -> str | None:
-        if v is not None and (len(v) > 63 or not _DNS1123_LABEL.match(v)):
-            raise ValueError(f"{v!r} must be a lowercase DNS-1123 label")
-        return v
 
 
 # --- AuthorizationServer -----------------------------------------------------------------------------
@@ -198,7 +195,7 @@ class ClusterAuthorizationServer(_Model):
 
 class ServerRef(_Model):
     kind: Literal["AuthorizationServer", "ClusterAuthorizationServer"] = "AuthorizationServer"
-    name: str
+    name: KubeName
 
 
 class Rotation(_Model):
@@ -233,13 +230,13 @@ class KeyPair(_Model):
 class SecretTemplate(_Model):
     """Shape of the Secret workloads read (operator, and the Pulumi provider's Kubernetes option)."""
 
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    client_id_key: str = "client_id"
-    client_secret_key: str = "client_secret"
-    issuer_key: str | None = "issuer"
-    token_endpoint_key: str | None = "token_endpoint"
-    extra_data: dict[str, str] = Field(
+    labels: Labels = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=dict)
+    client_id_key: SecretKey = "client_id"
+    client_secret_key: SecretKey = "client_secret"
+    issuer_key: SecretKey | None = "issuer"
+    token_endpoint_key: SecretKey | None = "token_endpoint"
+    extra_data: SecretData = Field(
         default_factory=dict, description="More keys; values may use {clientId}, {clientSecret}, {issuer}, "
         "{tokenEndpoint}.")
 
@@ -285,38 +282,38 @@ class OAuthClientSpec(_Model):
         "clientIdUrl.")
     client_id_url: WebUrl | None = Field(None, description="CIMD only: the https URL that is the client_id.")
 
-    client_name: str | None = None
+    client_name: DisplayName | None = None
     redirect_uris: list[RedirectUri] | None = None
     grant_types: list[GrantType] | None = None
-    response_types: list[str] | None = None
-    scope: str | None = None
+    response_types: list[ShortText] | None = None
+    scope: Text | None = None
     token_endpoint_auth_method: TokenEndpointAuthMethod | None = None
-    contacts: list[str] | None = None
+    contacts: list[ShortText] | None = None
     client_uri: WebUrl | None = None
     logo_uri: WebUrl | None = None
     tos_uri: WebUrl | None = None
     policy_uri: WebUrl | None = None
     jwks_uri: WebUrl | None = None
     jwks: dict[str, Any] | None = None
-    software_id: str | None = None
-    software_version: str | None = None
+    software_id: ShortText | None = None
+    software_version: ShortText | None = None
     post_logout_redirect_uris: list[RedirectUri] | None = None
     application_type: Literal["web", "native"] | None = None
     subject_type: Literal["public", "pairwise"] | None = None
-    id_token_signed_response_alg: str | None = None
-    token_endpoint_auth_signing_alg: str | None = None
+    id_token_signed_response_alg: ShortText | None = None
+    token_endpoint_auth_signing_alg: ShortText | None = None
     default_max_age: int | None = Field(None, ge=0)
     require_auth_time: bool | None = None
     initiate_login_uri: WebUrl | None = None
     sector_identifier_uri: WebUrl | None = None
-    additional_metadata: dict[str, Any] = Field(
+    additional_metadata: DisplayValues = Field(
         default_factory=dict, description="More registration metadata, by wire name (client_name#ja, …).")
 
     key_pair: KeyPair | None = Field(
         None, description="private_key_jwt only: clientreg generates the client's key pair, registers its "
         "public key (jwks, or the JWKS published at jwksUri) and rotates it with an overlap.")
 
-    secret_name: str | None = Field(None, description="Secret receiving the credentials. Default: "
+    secret_name: KubeName | None = Field(None, description="Secret receiving the credentials. Default: "
                                     "<name>-oauth.")
     secret_template: SecretTemplate | None = None
     rotation: Rotation | None = None
@@ -499,9 +496,10 @@ def parse_document(data: Any, *, source: str | None = None) -> Document:
                                  source=source)
     kind = data.get("kind")
     name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
-    # Only strings make a label: a list or mapping here could be anything, a YAML alias bomb included.
-    label_kind = kind if isinstance(kind, str) else None
-    label = f"{label_kind}/{name}" if label_kind and isinstance(name, str) and name else label_kind
+    # Only a known kind and a valid name make a label: anything else could hold anything (a YAML alias bomb,
+    # control characters for the terminal); the error about it escapes it.
+    label_kind = kind if isinstance(kind, str) and kind in KINDS else None
+    label = f"{label_kind}/{name}" if label_kind and SUBDOMAIN.problem(name) is None else label_kind
     if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigurationError(f"unknown kind {_shown(kind)}; expected one of {', '.join(KINDS)} (or v1 Secret)",
                                  source=source, document=label, field="kind")

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import StateError
+from .names import LABEL, SUBDOMAIN, check_dns1123_label, check_dns1123_subdomain
 from .record import RegistrationRecord
 
 DEFAULT_STATE_DIR = ".clientreg"
@@ -46,6 +47,9 @@ class LocalStore:
         return f"LocalStore({str(self.root)!r})"
 
     def _path(self, namespace: str, name: str) -> Path:
+        # Names become file names: the same rules as for API paths keep "../" out of the state dir.
+        check_dns1123_label(namespace, field="namespace")
+        check_dns1123_subdomain(name, field="name")
         return self.root / "records" / namespace / f"{name}.json"
 
     @contextlib.contextmanager
@@ -79,7 +83,9 @@ class LocalStore:
         base = self.root / "records"
         if not base.exists():
             return []
-        return [self.load(p.parent.name, p.stem) for p in sorted(base.glob("*/*.json"))]
+        # A file no valid name could have written is not ours to read (a stray copy, an editor's backup).
+        return [self.load(p.parent.name, p.stem) for p in sorted(base.glob("*/*.json"))
+                if LABEL.problem(p.parent.name) is None and SUBDOMAIN.problem(p.stem) is None]
 
     def write(self, entry: Entry) -> None:
         path = self._path(entry.namespace, entry.name)

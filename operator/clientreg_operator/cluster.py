@@ -16,6 +16,8 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from clientreg.names import path_segment
+
 from .conventions import (
     API_VERSION,
     AUTHORIZATIONSERVERS,
@@ -102,15 +104,13 @@ class KubeCluster:
             return None
 
     def get_client(self, namespace: str, name: str) -> Body | None:
-        return self._get(f"{_custom(namespace)}/{OAUTHCLIENTS}/{name}")
+        return self._get(_custom(namespace, OAUTHCLIENTS, name))
 
     def get_server(self, kind: str, namespace: str | None, name: str) -> Body | None:
-        if kind == "ClusterAuthorizationServer":
-            return self._get(f"/apis/{_GROUP}/{_VERSION}/{CLUSTERAUTHORIZATIONSERVERS}/{name}")
-        return self._get(f"{_custom(namespace or 'default')}/{AUTHORIZATIONSERVERS}/{name}")
+        return self._get(_server(kind, namespace, name))
 
     def get_secret(self, namespace: str, name: str) -> Body | None:
-        return self._get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        return self._get(_secrets(namespace, name))
 
     def get_namespace(self, name: str) -> Body | None:
         # Read only when a ClusterAuthorizationServer's allowedNamespaces selector decides (RBAC: get
@@ -121,13 +121,14 @@ class KubeCluster:
         return self._get(f"/api/v1/namespaces/{name}")
 
     def list_secrets(self, namespace: str, label_selector: str) -> list[Body]:
-        found = self.request_json("GET", f"/api/v1/namespaces/{namespace}/secrets",
-                                  query={"labelSelector": label_selector})
+        found = self.request_json("GET", _secrets(namespace), query={"labelSelector": label_selector})
         return list(found.get("items") or [])
 
     def create_secret(self, namespace: str, body: Body) -> Body:
+        path = _secrets(namespace)
+        path_segment(body["metadata"]["name"])  # the name the API server will use: refused here as in a path
         try:
-            return self.request_json("POST", f"/api/v1/namespaces/{namespace}/secrets", body=_with_kind(body, "Secret"))
+            return self.request_json("POST", path, body=_with_kind(body, "Secret"))
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(f"Secret {namespace}/{body['metadata']['name']} already exists") from None
@@ -135,7 +136,7 @@ class KubeCluster:
 
     def replace_secret(self, namespace: str, name: str, body: Body) -> Body:
         try:
-            return self.request_json("PUT", f"/api/v1/namespaces/{namespace}/secrets/{name}",
+            return self.request_json("PUT", _secrets(namespace, name),
                                      body=_with_kind(body, "Secret"))
         except ApiException as exc:
             if exc.status == 409:
@@ -144,7 +145,7 @@ class KubeCluster:
 
     def patch_secret(self, namespace: str, name: str, patch: Body) -> Body | None:
         try:
-            return self.request_json("PATCH", f"/api/v1/namespaces/{namespace}/secrets/{name}", body=patch,
+            return self.request_json("PATCH", _secrets(namespace, name), body=patch,
                               content_type=MERGE_PATCH)
         except ApiException as exc:
             _none_on_404(exc)
@@ -152,22 +153,19 @@ class KubeCluster:
 
     def delete_secret(self, namespace: str, name: str) -> None:
         try:
-            self.request_json("DELETE", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+            self.request_json("DELETE", _secrets(namespace, name))
         except ApiException as exc:
             _none_on_404(exc)
 
     def patch_client_status(self, namespace: str, name: str, patch: Body) -> None:
         try:
-            self.request_json("PATCH", f"{_custom(namespace)}/{OAUTHCLIENTS}/{name}/status", body={"status": patch},
+            self.request_json("PATCH", _custom(namespace, OAUTHCLIENTS, name, "status"), body={"status": patch},
                        content_type=MERGE_PATCH)
         except ApiException as exc:
             _none_on_404(exc)  # deleted meanwhile: nothing to report on
 
     def patch_server_status(self, kind: str, namespace: str | None, name: str, patch: Body) -> None:
-        if kind == "ClusterAuthorizationServer":
-            path = f"/apis/{_GROUP}/{_VERSION}/{CLUSTERAUTHORIZATIONSERVERS}/{name}/status"
-        else:
-            path = f"{_custom(namespace or 'default')}/{AUTHORIZATIONSERVERS}/{name}/status"
+        path = f"{_server(kind, namespace, name)}/status"
         try:
             self.request_json("PATCH", path, body={"status": patch}, content_type=MERGE_PATCH)
         except ApiException as exc:
@@ -177,6 +175,7 @@ class KubeCluster:
         meta = involved.get("metadata", {})
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         namespace = meta.get("namespace") or "default"
+        path = f"/api/v1/namespaces/{_ns(namespace)}/events"
         event = {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"generateName": f"{meta.get('name', 'clientreg')}.", "namespace": namespace},
@@ -189,21 +188,42 @@ class KubeCluster:
             "reportingInstance": EVENT_COMPONENT,
         }
         try:
-            self.request_json("POST", f"/api/v1/namespaces/{namespace}/events", body=event)
+            self.request_json("POST", path, body=event)
         except ApiException as exc:
             # An event is a courtesy: never let it fail a reconcile.
             log.warning("could not post event %s on %s/%s: HTTP %s", reason, namespace, meta.get("name"), exc.status)
 
     def list_deployments(self, namespace: str) -> list[Body]:
-        return list(self.request_json("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments").get("items") or [])
+        path = f"/apis/apps/v1/namespaces/{_ns(namespace)}/deployments"
+        return list(self.request_json("GET", path).get("items") or [])
 
     def patch_deployment(self, namespace: str, name: str, patch: Body) -> None:
-        self.request_json("PATCH", f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}", body=patch,
-                   content_type=MERGE_PATCH)
+        path = f"/apis/apps/v1/namespaces/{_ns(namespace)}/deployments/{path_segment(name)}"
+        self.request_json("PATCH", path, body=patch, content_type=MERGE_PATCH)
 
 
-def _custom(namespace: str) -> str:
-    return f"/apis/{_GROUP}/{_VERSION}/namespaces/{namespace}"
+# Every path is built here, each segment that came from a document through path_segment: a name such as
+# "../../kube-system/secrets/x" raises ConfigurationError before a request exists (defence in depth: the
+# models and the CRDs refuse it first).
+
+def _ns(namespace: str) -> str:
+    return path_segment(namespace, kind="namespace")
+
+
+def _custom(namespace: str, plural: str, name: str, *subresource: str) -> str:
+    return (f"/apis/{_GROUP}/{_VERSION}/namespaces/{_ns(namespace)}/{plural}/"
+            f"{path_segment(name)}" + "".join(f"/{s}" for s in subresource))
+
+
+def _server(kind: str, namespace: str | None, name: str) -> str:
+    if kind == "ClusterAuthorizationServer":
+        return f"/apis/{_GROUP}/{_VERSION}/{CLUSTERAUTHORIZATIONSERVERS}/{path_segment(name)}"
+    return _custom(namespace or "default", AUTHORIZATIONSERVERS, name)
+
+
+def _secrets(namespace: str, name: str | None = None) -> str:
+    path = f"/api/v1/namespaces/{_ns(namespace)}/secrets"
+    return path if name is None else f"{path}/{path_segment(name)}"
 
 
 def _with_kind(body: Body, kind: str) -> Body:

@@ -16,6 +16,8 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from clientreg.names import path_segment
+
 from .cluster import KubeCluster
 
 log = logging.getLogger(__name__)
@@ -50,13 +52,13 @@ class LeaseElector:
 
     @property
     def _path(self) -> str:
-        return f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases"
+        return f"/apis/coordination.k8s.io/v1/namespaces/{path_segment(self.namespace, kind='namespace')}/leases"
 
     def _read(self) -> dict[str, Any]:
-        return self._api.request_json("GET", f"{self._path}/{self.name}")
+        return self._api.request_json("GET", f"{self._path}/{path_segment(self.name)}")
 
     def _replace(self, body: dict[str, Any]) -> None:
-        self._api.request_json("PUT", f"{self._path}/{self.name}", body=body)
+        self._api.request_json("PUT", f"{self._path}/{path_segment(self.name)}", body=body)
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt; True while this replica holds the Lease."""

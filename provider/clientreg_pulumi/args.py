@@ -18,7 +18,8 @@ from pydantic import SecretStr, ValidationError
 
 from clientreg.drift import same
 from clientreg.engine import Desired
-from clientreg.errors import PolicyViolation
+from clientreg.errors import ConfigurationError, PolicyViolation
+from clientreg.names import check_dns1123_label, check_dns1123_subdomain
 from clientreg.redirects import POLICY_FIELDS, check_redirects
 from clientreg.spec import (
     WIRE_NAMES,
@@ -152,9 +153,6 @@ def secret(props: Mapping[str, Any], name: str) -> SecretStr | None:
 SECRET_PLACE_FIELDS: tuple[str, ...] = ("name", "namespace", "kubeconfig", "context")
 #: The operator's spec.secretTemplate, by its Python names.
 SECRET_TEMPLATE_FIELDS: tuple[str, ...] = tuple(SecretTemplate.model_fields)
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -186,10 +184,11 @@ def secret_place(props: Mapping[str, Any]) -> SecretPlace | None:
     name, namespace = given.get("name"), given.get("namespace") or "default"
     if not isinstance(name, str) or not name:
         raise ValueError("name: the Secret's name is required")
-    if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
-        raise ValueError(f"name: {name!r} is not a valid Secret name (lowercase letters, digits, '-' and '.')")
-    if not isinstance(namespace, str) or len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace):
-        raise ValueError(f"namespace: {namespace!r} is not a valid namespace name")
+    try:  # the same rules as the operator's models: these become segments of API paths
+        check_dns1123_subdomain(name, field="name")
+        check_dns1123_label(namespace, field="namespace")
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None
     # "" or None for issuer_key / token_endpoint_key: leave that key out of the Secret.
     shape = {k: (None if v == "" else v) for k, v in given.items() if k in SECRET_TEMPLATE_FIELDS}
     shape = {k: v for k, v in shape.items() if v is not None or k in ("issuer_key", "token_endpoint_key")}
@@ -199,11 +198,9 @@ def secret_place(props: Mapping[str, Any]) -> SecretPlace | None:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"])
         raise ValueError(f"{where}: {_rule(error)}") from None
+    # Each key is a valid Secret key already (SecretTemplate's types); together they must not collide.
     keys = [k for k in (template.client_id_key, template.client_secret_key, template.issuer_key,
                         template.token_endpoint_key, *template.extra_data) if k]
-    bad = next((k for k in keys if not _SECRET_KEY.fullmatch(k)), None)
-    if bad is not None:
-        raise ValueError(f"{bad!r} is not a valid Secret key (letters, digits, '-', '_' and '.')")
     if len(set(keys)) != len(keys):
         raise ValueError(f"the Secret's keys collide: {', '.join(sorted(k for k in set(keys) if keys.count(k) > 1))}")
     kubeconfig, context = given.get("kubeconfig"), given.get("context")

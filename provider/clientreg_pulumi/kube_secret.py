@@ -35,6 +35,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from clientreg.errors import ConfigurationError
 from clientreg.record import RegistrationRecord
 
 from .args import SecretPlace
@@ -93,7 +94,7 @@ def _cluster(place: SecretPlace, secret_values: list[str]) -> Iterator[KubeClust
     where = f"Secret {place.namespace}/{place.name}"
     try:
         yield KubeCluster(api)
-    except SecretConflict as exc:
+    except (SecretConflict, ConfigurationError) as exc:  # ConfigurationError: a name unfit for an API path
         raise KubeSecretError(str(exc)) from None
     except ApiException as exc:
         raise KubeSecretError(f"{where}: {_api_error(exc, secret_values)}") from None

@@ -147,7 +147,7 @@ CLI_CASES: list[tuple[str, dict[str, str | bytes], tuple[str, ...]]] = [
     ("client-name-list", {"clients.yaml": M2M + "  clientName: [a, b]\n"}, ("spec.clientName",)),
     ("name-int", {"clients.yaml": M2M.replace("name: bad,", "name: 12,")}, ("metadata.name",)),
     ("name-uppercase", {"clients.yaml": M2M.replace("name: bad,", "name: Bad_Name!,")},
-     ("metadata.name", "DNS-1123")),
+     ("metadata.name", "RFC 1123 subdomain")),
     ("namespace-bad", {"clients.yaml": M2M.replace("namespace: team", "namespace: Team/..")},
      ("metadata.namespace",)),
     ("labels-not-strings", {"clients.yaml": M2M.replace("namespace: team}", "namespace: team, labels: {a: [1]}}")},

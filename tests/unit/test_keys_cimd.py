@@ -159,7 +159,8 @@ def test_cimd_document_not_served_or_different_is_not_ready() -> None:
 def test_publish_paths_and_documents(tmp_path: Path) -> None:
     assert str(publish.static_path("https://App.example.com:8443/c/a.json")) == "app.example.com:8443/c/a.json"
     assert str(publish.static_path("https://a.example.com/c/")) == "a.example.com/c/index.json"
-    for bad in ("https://a.example.com/c.json?x=1", "https://a.example.com/a/%2e%2e/b"):
+    for bad in ("https://a.example.com/c.json?x=1", "https://a.example.com/a/%2e%2e/b", "https://../c.json",
+                "https://./c.json"):
         with pytest.raises(ConfigurationError):
             publish.static_path(bad)
     key = generate("ES256", now=NOW)

@@ -157,10 +157,10 @@ def test_secret_place_defaults_and_template() -> None:
 
 @pytest.mark.parametrize(("secret", "words"), [
     ({"namespace": "apps"}, "name: the Secret's name is required"),
-    ({"name": "Web_OAuth"}, "not a valid Secret name"),
-    ({"name": "web", "namespace": "Apps"}, "not a valid namespace"),
+    ({"name": "Web_OAuth"}, "name: 'Web_OAuth' must be a lowercase RFC 1123 subdomain"),
+    ({"name": "web", "namespace": "Apps"}, "namespace: 'Apps' must be a lowercase RFC 1123 label"),
     ({"name": "web", "secretName": "x"}, "secretName: unknown field"),
-    ({"name": "web", "client_id_key": "a key"}, "'a key' is not a valid Secret key"),
+    ({"name": "web", "client_id_key": "a key"}, "client_id_key: 'a key' must be a Secret key"),
     ({"name": "web", "client_id_key": "issuer"}, "the Secret's keys collide: issuer"),
     ({"name": "web", "labels": "team"}, "labels: Input should be a valid dictionary"),
 ])
