@@ -25,10 +25,8 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from pydantic import AfterValidator, GetJsonSchemaHandler
-from pydantic.json_schema import (
-    CoreSchema,  # pydantic re-exports it: no direct pydantic_core dependency
-    JsonSchemaValue,
-)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from .errors import ConfigurationError
 
