@@ -67,7 +67,9 @@ def timestamp(value: Any) -> int | None:
         return min(int(value), MAX_TIMESTAMP) if math.isfinite(value) and value >= 0 else None
     if isinstance(value, str):
         text = value.strip()
-        if text.isascii() and text.isdigit():
+        if not text.isascii():
+            return None  # float() and int() would read Arabic-Indic and other digits
+        if text.isdigit():
             # Past 12 digits the value is beyond MAX_TIMESTAMP anyway: no need to build a huge int.
             return min(int(text), MAX_TIMESTAMP) if len(text) <= 12 else MAX_TIMESTAMP
         if len(text) > 40:
