@@ -269,6 +269,25 @@ def test_a_cimd_or_jwks_fetch_refuses_a_compression_bomb(monkeypatch: pytest.Mon
     assert 0 < meter.most <= 256 * 1024 + 1
 
 
+@pytest.mark.parametrize(("body", "words"), [
+    (b"[" * 60_000, ("nested deeper than 32",)),
+    (b'{"keys": [], "keys": [{"kty": "oct"}]}', ("more than once",)),
+    (b"\xff\xfe not json", ("not JSON",)),
+])
+def test_a_cimd_or_jwks_fetch_refuses_deep_or_ambiguous_json(body: bytes, words: tuple[str, ...]) -> None:
+    def answer(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    for url in serve_once(answer):
+        with pytest.raises(ProtocolError) as caught:
+            ssrf.fetch_json(f"{url}/jwks.json", policy=ssrf.FetchPolicy(allow_loopback=True),
+                            resolver=lambda _h, _p: ["127.0.0.1"])
+        assert_clean(caught.value, *words)
+
+
 # --- JSON shape --------------------------------------------------------------------------------------------
 
 def _nested(depth: int) -> Any:
