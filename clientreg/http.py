@@ -193,7 +193,7 @@ def check_url(url: str, *, allow_insecure_loopback: bool = True) -> httpx.URL:
                              rule="https-required")
 
 
-# --- Retry-After, challenges, bodies --------------------------------------------------------
+# --- bodies (Retry-After and WWW-Authenticate parsing live in clientreg.headers) ---------------
 
 def parse_json(content: bytes) -> Any:
     """The decoded JSON value, or :data:`NOT_JSON` (also when too deeply nested or with a repeated member:
