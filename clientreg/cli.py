@@ -21,10 +21,10 @@ from typing import Any, NoReturn
 
 import click
 import yaml
-from rich.console import Console
 from rich.table import Table
 
 from . import publish
+from ._render import console, env_line, error_line
 from .documents import DEFAULT_NAMESPACE, DocumentSet, load_documents
 from .engine import Desired, Outcome, Plan, Reason, fetch_published, next_wakeup, observe, plan, reconcile
 from .errors import ClientregError, ConfigurationError, describe
@@ -36,9 +36,8 @@ from .spec import AuthorizationServerSpec, OAuthClient
 from .ssrf import USER_CONFIGURED
 from .store import DEFAULT_STATE_DIR, Entry, LocalStore
 
-# Piped output (CI logs, `| less`) gets a wide table rather than rich's 80-column default.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+# Servers' words are printed as plain, escaped text: markup and emoji off (clientreg._render).
+out, err = console(), console(stderr=True)
 log = logging.getLogger("clientreg")
 # The person running the CLI wrote the YAML: their local and private servers are fine, but no URL (nor a
 # lying discovery document) may make clientreg connect to link-local addresses such as 169.254.169.254.
@@ -46,7 +45,7 @@ ADDRESS_POLICY = USER_CONFIGURED
 
 
 def _fail(exc: ClientregError) -> NoReturn:
-    err.print(f"[red]error:[/red] {exc}", markup=True)
+    err.print(error_line(exc))
     sys.exit(exc.exit_code)
 
 
@@ -415,11 +414,7 @@ def credentials(name: str, state_dir: Path, namespace: str | None, output: str) 
     else:
         for key, value in values.items():
             if value is not None:
-                click.echo(f"{key.upper()}={_shell_quote(value)}")
-
-
-def _shell_quote(value: str) -> str:
-    return "'" + value.replace("'", "'\"'\"'") + "'"
+                click.echo(env_line(key, value))
 
 
 @main.command()
@@ -514,7 +509,7 @@ def delete(names: tuple[str, ...], paths: tuple[Path, ...], state_dir: Path, nam
     for r in results:
         if r.exit_code:
             exit_code = max(exit_code, r.exit_code)
-            err.print(f"[red]error:[/red] {r.namespace}/{r.name}: {r.message}")
+            err.print(error_line(f"{r.namespace}/{r.name}: {r.message}"))
         else:
             out.print(f"{r.namespace}/{r.name}: {r.message}")
     sys.exit(exit_code)

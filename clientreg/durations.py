@@ -6,6 +6,8 @@ import re
 from datetime import timedelta
 
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_MAX_HOURS = 876_000
+_MAX_SECONDS = _MAX_HOURS * 3600.0
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 
 
@@ -17,6 +19,9 @@ def parse_duration(text: str) -> timedelta:
     if not s or _PART.sub("", s) != "":
         raise ValueError(f"{text!r} is not a duration: use Go syntax such as 10m, 72h or 1h30m (units ns us ms s m h)")
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(s))
+    if not seconds <= _MAX_SECONDS:
+        # Past a century nothing is meant, and date arithmetic would overflow (OverflowError, not ValueError).
+        raise ValueError(f"{text[:40]!r} is longer than {_MAX_HOURS}h (a century), the longest duration accepted")
     return timedelta(seconds=seconds)
 
 

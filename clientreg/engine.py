@@ -33,7 +33,7 @@ from .errors import (
     StateError,
     TransportError,
 )
-from .http import HttpClient, HttpSettings
+from .http import NOT_JSON, HttpClient, HttpSettings, parse_json
 from .record import ClientKey, RegistrationRecord, RetiringClient
 from .rfc7591 import ClientInformation
 from .server import ServerConnection
@@ -371,10 +371,10 @@ def fetch_published(http: HttpClient) -> Fetch:
         if response.status_code != 200:
             raise ProtocolError(f"GET {url} answered HTTP {response.status_code}", status=response.status_code,
                                 url=url)
-        try:
-            return response.json()
-        except ValueError:
-            raise ProtocolError(f"GET {url} did not return JSON", url=url) from None
+        data = parse_json(response.content)
+        if data is NOT_JSON:
+            raise ProtocolError(f"GET {url} did not return usable JSON", url=url)
+        return data
 
     return fetch
 

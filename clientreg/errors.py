@@ -28,11 +28,36 @@ _SECRET_RE = re.compile(
 _BEARER_RE = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
 
+# Control characters (C0, DEL, C1), format characters (bidi overrides and isolates, zero-width joiners),
+# line/paragraph separators and lone surrogates: none belongs in a message, and terminals act on several
+# (ESC starts a CSI sequence that can rewrite the screen, U+202E reverses what follows).
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_ASCII_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def is_unprintable(char: str) -> bool:
+    """True for a control, format (bidi), separator or surrogate character."""
+    return unicodedata.category(char) in _UNPRINTABLE_CATEGORIES
+
+
+def printable(text: str) -> str:
+    """``text`` with every unprintable character but newline and tab shown as an escape (``\\x1b``,
+    ``\\u202e``): what a server sent stays visible, and nothing reaches a terminal that it would act on."""
+    if text.isascii():
+        return _ASCII_CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return "".join(_escape(c) if c not in "\n\t" and is_unprintable(c) else c for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def redact(text: str, limit: int = _BODY_LIMIT) -> str:
-    """Truncate ``text`` and mask anything that looks like a credential."""
+    """Truncate ``text``, mask anything that looks like a credential, and escape unprintable characters."""
     text = _SECRET_RE.sub(lambda m: (m.group(1) or m.group(2)) + ('"***"' if m.group(1) else "***"), text)
     text = _BEARER_RE.sub(r"\1***", text)
-    text = " ".join(text.split())
+    text = printable(" ".join(text.split()))
     return text if len(text) <= limit else text[:limit] + "…"
 
 
@@ -59,6 +84,8 @@ class ClientregError(Exception):
     reason = "Error"
 
     def __init__(self, message: str) -> None:
+        # Messages quote what servers and documents said: escaped once here, safe for every front end.
+        message = printable(message)
         super().__init__(message)
         self.message = message
 

@@ -11,8 +11,6 @@ a credential reach a message.
 
 from __future__ import annotations
 
-import datetime
-import email.utils
 import ipaddress
 import json as _json
 import logging
@@ -21,7 +19,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
@@ -30,14 +28,17 @@ import httpcore
 import httpx
 from pydantic import SecretStr
 
+from ._bodies import ACCEPT_ENCODING, BodyRefused, BodyTooLarge, decode_json, read_bounded
 from .errors import (
     ConfigurationError,
     PolicyViolation,
     ProtocolError,
     RateLimited,
     TransportError,
+    is_unprintable,
     redact,
 )
+from .headers import Challenge, bearer_params, parse_challenges, parse_retry_after
 
 if TYPE_CHECKING:  # ssrf imports this module: the runtime import happens where the guard is built
     from .ssrf import AddressPolicy, Resolver
@@ -158,8 +159,10 @@ def check_url(url: str, *, allow_insecure_loopback: bool = True) -> httpx.URL:
     shown = show_url(url)
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"'{shown}' is not a URL", rule="url")
-    if any(c.isspace() or ord(c) < 0x20 for c in url):
-        raise ConfigurationError(f"'{shown}' contains whitespace or control characters", rule="url")
+    if len(url) > 8192:
+        raise ConfigurationError(f"'{shown}' is {len(url)} characters long, more than the 8192 accepted", rule="url")
+    if any(c.isspace() or is_unprintable(c) for c in url):
+        raise ConfigurationError(f"'{shown}' contains whitespace, control or bidi characters", rule="url")
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError):
@@ -190,113 +193,16 @@ def check_url(url: str, *, allow_insecure_loopback: bool = True) -> httpx.URL:
                              rule="https-required")
 
 
-# --- Retry-After, challenges, bodies --------------------------------------------------------
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """RFC 9110 §10.2.3: delay-seconds or an HTTP-date. ``None`` when absent or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        # NaN and infinities are not delays a person meant to send.
-        if seconds != seconds or seconds in (float("inf"), float("-inf")):
-            return None
-        return max(0.0, seconds)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        # RFC 9110 §5.6.7: HTTP-dates are always GMT.
-        when = when.replace(tzinfo=datetime.UTC)
-    return max(0.0, when.timestamp() - now)
-
-
-@dataclass(frozen=True)
-class Challenge:
-    """One ``WWW-Authenticate`` challenge (RFC 9110 §11.6.1): scheme in lower case, params by lower name."""
-
-    scheme: str
-    params: Mapping[str, str]
-
-
-_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_BARE_VALUE_RE = re.compile(r"[^,\s]*")
-
-
-def parse_challenges(header: str) -> list[Challenge]:
-    """Parse a ``WWW-Authenticate`` value leniently; garbage ends parsing, it never raises.
-
-    Commas separate both challenges and their parameters, so a token not followed by ``=``
-    starts a new challenge.
-    """
-    out: list[tuple[str, dict[str, str]]] = []
-    pos, n = 0, len(header)
-    while pos < n:
-        while pos < n and header[pos] in " \t,":
-            pos += 1
-        m = _TOKEN_RE.match(header, pos)
-        if not m:
-            break
-        name, pos = m.group(), m.end()
-        after = pos
-        while after < n and header[after] in " \t":
-            after += 1
-        if not (out and after < n and header[after] == "="):
-            out.append((name.lower(), {}))
-            # A token68 (credentials-style value) may follow the scheme: skip it.
-            t = _TOKEN68_RE.match(header, after)
-            if t:
-                following = t.end()
-                while following < n and header[following] in " \t":
-                    following += 1
-                if following >= n or header[following] == ",":
-                    pos = t.end()
-            continue
-        pos = after + 1
-        while pos < n and header[pos] in " \t":
-            pos += 1
-        if pos < n and header[pos] == '"':
-            pos += 1
-            chars: list[str] = []
-            while pos < n and header[pos] != '"':
-                if header[pos] == "\\" and pos + 1 < n:
-                    pos += 1
-                chars.append(header[pos])
-                pos += 1
-            pos += 1
-            value = "".join(chars)
-        else:
-            m2 = _BARE_VALUE_RE.match(header, pos)
-            value, pos = (m2.group(), m2.end()) if m2 else ("", pos)
-        out[-1][1].setdefault(name.lower(), value)
-    return [Challenge(scheme, params) for scheme, params in out]
-
-
-def bearer_params(response: httpx.Response) -> Mapping[str, str]:
-    """Parameters of the first Bearer challenge in any ``WWW-Authenticate`` header (RFC 6750 §3)."""
-    for value in response.headers.get_list("www-authenticate"):
-        for challenge in parse_challenges(value):
-            if challenge.scheme == "bearer":
-                return challenge.params
-    return {}
-
+# --- bodies (Retry-After and WWW-Authenticate parsing live in clientreg.headers) ---------------
 
 def parse_json(content: bytes) -> Any:
-    """The decoded JSON value, or :data:`NOT_JSON`; never raises on hostile input."""
+    """The decoded JSON value, or :data:`NOT_JSON` (also when too deeply nested or with a repeated member:
+    see :func:`clientreg._bodies.decode_json`); never raises on hostile input."""
     if not content.strip():
         return NOT_JSON
     try:
-        return _json.loads(content)
-    except (ValueError, RecursionError):
-        # ValueError covers bad syntax, bad UTF-8 and integers past Python's digit limit.
+        return decode_json(content)
+    except BodyRefused:
         return NOT_JSON
 
 
@@ -584,7 +490,8 @@ class HttpClient:
             transport=transport,
             # An injected transport must see every request: no proxy from the environment.
             trust_env=transport is None,
-            headers={"User-Agent": USER_AGENT},
+            # Only encodings whose decoding clientreg can bound (clientreg._bodies).
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
             event_hooks={"response": [_hold_location]},
         )
 
@@ -640,7 +547,12 @@ class HttpClient:
         if headers:
             send_headers.update(headers)
         if bearer is not None:
-            send_headers["Authorization"] = f"Bearer {bearer.get_secret_value()}"
+            token = bearer.get_secret_value()
+            if not token or not all("\x21" <= c <= "\x7e" for c in token):
+                # httpx would crash encoding it (or h11 refuse it); the value itself is never shown.
+                raise ConfigurationError(f"the bearer token for {method} {shown} is empty or holds characters an "
+                                         "HTTP header cannot carry (RFC 6750 §2.1)", rule="bearer-token")
+            send_headers["Authorization"] = f"Bearer {token}"
 
         idempotent = method in _IDEMPOTENT
         attempt = 0
@@ -761,17 +673,30 @@ class HttpClient:
         if declared.isdigit() and int(declared) > limit:
             raise ProtocolError(f"{method} {shown}: the AS announced a {declared}-byte body, more than the "
                                 f"{limit} bytes clientreg reads", status=response.status_code, url=shown)
-        chunks: list[bytes] = []
-        total = 0
-        for chunk in response.iter_bytes():
-            total += len(chunk)
-            if total > limit:
-                raise ProtocolError(f"{method} {shown}: the body exceeds the {limit} bytes clientreg reads",
-                                    status=response.status_code, url=shown)
+
+        def on_chunk(total: int) -> None:
             if self._monotonic() - started > deadline:
                 # Checked per chunk: a drip of one byte per read never trips the per-read timeout.
                 raise _Failure(f"the answer from {response.request.url.host} was not complete after "
                                f"{deadline:g}s ({total} bytes so far)", delivered=True)
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            # Raw bytes, decoded under the cap: httpx's iter_bytes would inflate a whole chunk first.
+            return read_bounded(_raw_chunks(response), content_encoding=response.headers.get("content-encoding"),
+                                limit=limit, on_chunk=on_chunk)
+        except BodyTooLarge as exc:
+            raise ProtocolError(f"{method} {shown}: the body exceeds the {limit} bytes clientreg reads ({exc} size)",
+                                status=response.status_code, url=shown) from None
+        except BodyRefused as exc:
+            raise ProtocolError(f"{method} {shown}: {exc}", status=response.status_code, url=shown) from None
+
+
+def _raw_chunks(response: httpx.Response) -> Iterator[bytes]:
+    try:
+        yield from response.iter_raw()
+    except httpx.StreamConsumed:
+        # Only a response built with content= (a test's MockTransport) is read before it is returned;
+        # its stream still holds the bytes as given, so they are decoded under the cap all the same.
+        stream = response.stream
+        assert isinstance(stream, httpx.SyncByteStream)
+        yield from stream
 

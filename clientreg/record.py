@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from .issued import timestamp
 
 RECORD_VERSION = 1
 
@@ -74,6 +76,13 @@ class RegistrationRecord(BaseModel):
     #: private_key_jwt key pairs clientreg generated: the current one and those retiring. Their public
     #: halves are the client's declared ``jwks`` (or the JWKS published at its ``jwks_uri``).
     keys: list[ClientKey] = Field(default_factory=list)
+
+    @field_validator("client_secret_expires_at", "client_id_issued_at", mode="before")
+    @classmethod
+    def _clamped(cls, value: Any) -> int | None:
+        # Records saved before answers were checked may hold 10**30 or "never": read them as the parse of an
+        # answer would (clamped, or not said), so that no stored value can crash a later run.
+        return timestamp(value)
 
     def current_key(self) -> ClientKey | None:
         """The key workloads sign with: the newest one not retiring."""

@@ -2,19 +2,20 @@
 
 The AS may change anything we asked for (§3.2.1), so the response is the truth: it is kept as
 returned, with only the credential fields lifted out and typed. Servers fill responses with
-placeholders (``null``, ``""``, numbers as strings); those never crash the parse, only a missing
-``client_id`` does, because nothing can be done with a client we cannot name.
+placeholders (``null``, ``""``, numbers as strings in timestamps); those never crash the parse. A
+missing or unusable ``client_id``, a credential of the wrong type or size, or no secret for a client
+that authenticates with one is refused (:mod:`clientreg.issued`): nothing is saved that claims to work.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, SecretStr
 
+from . import issued
 from .errors import (
     ConfigurationError,
     NotPermitted,
@@ -48,31 +49,6 @@ REGISTRATION_ERRORS: Mapping[str, str] = {
 }
 
 
-def _timestamp(value: Any) -> int | None:
-    """Seconds since the epoch, read leniently; 0 stays 0 (RFC 7591 §3.2.1: the secret never expires)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) and value >= 0 else None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit() and len(text) <= 20:
-            return int(text)
-        try:
-            number = float(text) if len(text) <= 40 else math.nan
-        except ValueError:
-            return None
-        return int(number) if math.isfinite(number) and number >= 0 else None
-    return None
-
-
-def _secret(value: Any) -> SecretStr | None:
-    # Never stripped: whitespace could be part of a credential.
-    return SecretStr(value) if isinstance(value, str) and value != "" else None
-
-
 class ClientInformation(BaseModel):
     """RFC 7591 §3.2.1 / RFC 7592 §3 client information, as the AS returned it."""
 
@@ -89,23 +65,18 @@ class ClientInformation(BaseModel):
 
     @classmethod
     def from_response(cls, data: Mapping[str, Any]) -> ClientInformation:
-        """Parse a decoded JSON object; raises ProtocolError only when ``client_id`` is unusable."""
+        """Parse a decoded JSON object; ProtocolError when a credential field is unusable (see
+        :mod:`clientreg.issued` for the rules and caps): nothing of such an answer is kept."""
         if not isinstance(data, Mapping):
             raise ProtocolError(f"RFC 7591 §3.2.1: client information must be a JSON object, got "
                                 f"{type(data).__name__}")
-        raw_id = data.get("client_id")
-        if isinstance(raw_id, int) and not isinstance(raw_id, bool):
-            raw_id = str(raw_id)
-        if not isinstance(raw_id, str) or not raw_id.strip():
-            raise ProtocolError("RFC 7591 §3.2.1: the response has no client_id")
-        uri = data.get("registration_client_uri")
         return cls(
-            client_id=raw_id,
-            client_secret=_secret(data.get("client_secret")),
-            client_id_issued_at=_timestamp(data.get("client_id_issued_at")),
-            client_secret_expires_at=_timestamp(data.get("client_secret_expires_at")),
-            registration_access_token=_secret(data.get("registration_access_token")),
-            registration_client_uri=uri.strip() if isinstance(uri, str) and uri.strip() else None,
+            client_id=issued.client_id(data.get("client_id")),
+            client_secret=issued.client_secret(data.get("client_secret")),
+            client_id_issued_at=issued.timestamp(data.get("client_id_issued_at")),
+            client_secret_expires_at=issued.timestamp(data.get("client_secret_expires_at")),
+            registration_access_token=issued.registration_access_token(data.get("registration_access_token")),
+            registration_client_uri=issued.registration_client_uri(data.get("registration_client_uri")),
             metadata={k: v for k, v in data.items() if isinstance(k, str) and k not in CREDENTIAL_FIELDS},
         )
 
@@ -139,6 +110,22 @@ def parse_client_information(response: httpx.Response, *, operation: str, url: s
                             url=url) from None
 
 
+#: token_endpoint_auth_method values that need the client_secret the AS issues (RFC 7591 §2).
+SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post", "client_secret_jwt"})
+
+
+def _check_secret_issued(info: ClientInformation, requested: Mapping[str, Any], endpoint: str, status: int) -> None:
+    """A client that authenticates with a secret and got none would be reported Ready and never work."""
+    method = next((m for m in (info.metadata.get("token_endpoint_auth_method"),
+                               requested.get("token_endpoint_auth_method")) if isinstance(m, str)),
+                  "client_secret_basic")
+    if method in SECRET_METHODS and info.client_secret is None:
+        raise ProtocolError(
+            f"RFC 7591 §3.2.1: registration at '{show_url(endpoint)}' issued no client_secret, but client "
+            f"'{info.client_id}' authenticates with {method} (RFC 7591 §2: client_secret_basic when not "
+            "said); nothing was saved. The AS created the client anyway: delete it there", status=status, url=endpoint)
+
+
 def register(http: HttpClient, endpoint: str, metadata: Mapping[str, Any], *,
              initial_access_token: SecretStr | None = None,
              software_statement: str | None = None) -> ClientInformation:
@@ -161,8 +148,10 @@ def register(http: HttpClient, endpoint: str, metadata: Mapping[str, Any], *,
     shown = show_url(endpoint)
     # RFC 7591 §3.2.1 says 201; some servers answer 200.
     if status in (200, 201):
-        return parse_client_information(response, operation="registration", url=endpoint, secrets=secrets,
+        info = parse_client_information(response, operation="registration", url=endpoint, secrets=secrets,
                                         orphan_warning=True)
+        _check_secret_issued(info, metadata, endpoint, status)
+        return info
     if status == 400:
         raise error_from_response(RegistrationError, f"RFC 7591 §3.2.2: registration at '{shown}' refused",
                                   response, endpoint, secrets)

@@ -31,7 +31,6 @@ too: a lying discovery document must not point the registration POST at 169.254.
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 import ssl
 import time
@@ -42,6 +41,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 
+from ._bodies import BodyRefused, BodyTooLarge, decode_json, read_bounded
 from .errors import PolicyViolation, ProtocolError, TransportError, redact
 from .http import is_loopback_host
 
@@ -360,24 +360,27 @@ def fetch_json(url: str, *, policy: FetchPolicy | None = None, resolver: Resolve
                                     "(CIMD §4.1)", status=response.status, url=url)
             if response.status != 200:
                 raise ProtocolError(f"GET {shown} did not return the document", status=response.status, url=url)
-            declared = dict((k.lower(), v) for k, v in response.headers).get(b"content-length", b"")
+            headers = {k.lower(): v for k, v in response.headers}
+            declared = headers.get(b"content-length", b"")
             if declared.isdigit() and int(declared) > policy.max_bytes:
                 raise ProtocolError(f"GET {shown}: {int(declared)} bytes announced, more than the "
                                     f"{policy.max_bytes} read", url=url)
-            chunks: list[bytes] = []
-            total = 0
-            for chunk in response.iter_stream():
-                total += len(chunk)
-                if total > policy.max_bytes:
-                    raise ProtocolError(f"GET {shown}: the body exceeds {policy.max_bytes} bytes", url=url)
+
+            def on_chunk(_total: int) -> None:
                 if clock() - started > policy.deadline:
                     raise TransportError(f"GET {shown}: not done after {policy.deadline:.0f}s", url=url)
-                chunks.append(chunk)
+            # httpcore never decodes: a Content-Encoding the server sends anyway is decoded under the cap.
+            body = read_bounded(response.iter_stream(), limit=policy.max_bytes, on_chunk=on_chunk,
+                                content_encoding=headers.get(b"content-encoding", b"").decode("latin-1"))
+    except BodyTooLarge as exc:
+        raise ProtocolError(f"GET {shown}: the body exceeds {policy.max_bytes} bytes ({exc} size)", url=url) from None
+    except BodyRefused as exc:
+        raise ProtocolError(f"GET {shown}: {exc}", url=url) from None
     except httpcore.TimeoutException as exc:
         raise TransportError(f"GET {shown}: {type(exc).__name__}", url=url) from None
     except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, ssl.SSLError) as exc:
         raise TransportError(f"GET {shown}: {type(exc).__name__} ({redact(str(exc), 120)})", url=url) from None
     try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError):
-        raise ProtocolError(f"GET {shown}: the body is not JSON", url=url) from None
+        return decode_json(body)
+    except BodyRefused as exc:
+        raise ProtocolError(f"GET {shown}: {exc}", url=url) from None

@@ -14,8 +14,8 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
-from .errors import ConfigurationError, ProtocolError
-from .http import HttpClient
+from .errors import ConfigurationError, ProtocolError, redact
+from .http import NOT_JSON, HttpClient, parse_json, read_oauth_error
 from .keys import ASSERTION_TYPE, client_assertion
 from .record import RegistrationRecord
 
@@ -67,20 +67,27 @@ def client_credentials_token(http: HttpClient, record: RegistrationRecord, *, sc
 def _token_request(http: HttpClient, record: RegistrationRecord, endpoint: str, form: dict[str, str],
                    headers: dict[str, str]) -> TokenResult:
     response = http.request("POST", endpoint, form=form, headers=headers, retry=False)
-    body: Any
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if response.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
-        error = body.get("error") if isinstance(body, dict) else None
-        desc = body.get("error_description") if isinstance(body, dict) else None
-        raise ProtocolError(f"token request for client {record.client_id} failed", status=response.status_code,
-                            error=str(error) if error else None, error_description=str(desc) if desc else None,
-                            body=response.text, url=endpoint)
+    body = parse_json(response.content)
+    token = body.get("access_token") if isinstance(body, dict) else None
+    if response.status_code != 200 or not isinstance(token, str) or not token:
+        # Scrubbed of the secret and assertion we sent, should the AS echo them.
+        said = read_oauth_error(response, secrets=[record.client_secret, form.get("client_assertion")])
+        what = "" if response.status_code != 200 or body is NOT_JSON or not isinstance(body, dict) \
+            else " (RFC 6749 §5.1: the answer has no access_token string)"
+        raise ProtocolError(f"token request for client {record.client_id} failed{what}", status=response.status_code,
+                            error=said.error, error_description=said.error_description, body=said.body, url=endpoint)
     expires = body.get("expires_in")
-    return TokenResult(access_token=SecretStr(str(body["access_token"])),
-                       token_type=str(body.get("token_type", "")),
-                       expires_in=int(expires) if isinstance(expires, int | float | str) and
-                       str(expires).isdigit() else None,
-                       scope=body.get("scope") if isinstance(body.get("scope"), str) else None)
+    token_type, scope = body.get("token_type"), body.get("scope")
+    return TokenResult(access_token=SecretStr(token),
+                       token_type=redact(token_type, 40) if isinstance(token_type, str) else "",
+                       expires_in=_seconds(expires),
+                       scope=redact(scope, 500) if isinstance(scope, str) else None)
+
+
+def _seconds(value: Any) -> int | None:
+    """RFC 6749 §5.1 expires_in, read leniently (numbers as strings) and bounded; None when unusable."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+        return int(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 10**12:
+        return int(value)
+    return None

@@ -23,6 +23,7 @@ from clientreg.errors import (
     describe,
 )
 from clientreg.http import HttpClient, HttpSettings
+from clientreg.issued import MAX_TIMESTAMP
 from clientreg.rfc7591 import ClientInformation
 
 ENDPOINT = "https://as.example.com/register"
@@ -118,7 +119,7 @@ def test_register_refuses_server_issued_fields_before_sending(field: str) -> Non
 
 def test_response_is_parsed_leniently() -> None:
     info = ClientInformation.from_response(issued(
-        client_id=12345, client_secret="", registration_client_uri="", client_id_issued_at="1700000000",
+        client_id="12345", client_secret="", registration_client_uri="", client_id_issued_at="1700000000",
         client_secret_expires_at=None, registration_access_token=None, **{"client_name#ja": "請求",
                                                                           "application_type": None}))
     assert info.client_id == "12345"
@@ -129,8 +130,10 @@ def test_response_is_parsed_leniently() -> None:
 
 
 @pytest.mark.parametrize("value,expected", [(0, 0), ("0", 0), (1.9e9, 1900000000), (True, None), (-1, None),
-                                            ("soon", None), ([1], None), ("9" * 5000, None), ("1e3", 1000),
-                                            (float("inf"), None)])
+                                            ("soon", None), ([1], None), ("1e3", 1000), (float("inf"), None),
+                                            # Beyond what a date can hold: clamped to 9999-12-31 (issue 11).
+                                            ("9" * 5000, MAX_TIMESTAMP), (10**30, MAX_TIMESTAMP),
+                                            (1e308, MAX_TIMESTAMP), ("1e30", MAX_TIMESTAMP)])
 def test_timestamps(value: Any, expected: int | None) -> None:
     info = ClientInformation.from_response({"client_id": "c", "client_secret_expires_at": value})
     assert info.client_secret_expires_at == expected
