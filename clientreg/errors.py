@@ -61,7 +61,7 @@ def redact(text: str, limit: int = _BODY_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def printable(text: str, limit: int) -> str:
+def status_text(text: str, limit: int) -> str:
     """``text`` fit for a status condition or an event: no control, format (bidi overrides, zero-width) or
     unassigned characters, whitespace collapsed, at most ``limit`` characters."""
     kept = []
@@ -95,7 +95,7 @@ class ClientregError(Exception):
     def summary(self) -> str:
         """The message as status conditions and events carry it: printable and bounded. Tenants read those,
         so whatever a server said reaches them only through :meth:`ProtocolError.summary`."""
-        return printable(self.message, _SUMMARY_LIMIT)
+        return status_text(self.message, _SUMMARY_LIMIT)
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -165,13 +165,15 @@ class ProtocolError(ClientregError):
         """What the server said, reduced to what is safe to show a tenant: the HTTP status, the OAuth
         ``error`` code when it is one (RFC 6749 §5.2), and a short printable excerpt of
         ``error_description``; never a body, which could be any in-cluster service's page."""
-        parts = [printable(self.detail, _SUMMARY_LIMIT)]
+        parts = [status_text(self.detail, _SUMMARY_LIMIT)]
         if self.status is not None:
             parts.append(f"HTTP {self.status}")
         if self.error and _OAUTH_ERROR_CODE.fullmatch(self.error):
             parts.append(f"error={self.error}")
         if self.error_description:
-            parts.append(printable(redact(self.error_description, 2000), SUMMARY_DESCRIPTION_LIMIT))
+            # Unprintable characters dropped first (redact would show them as escapes), then credentials masked.
+            shown = redact(status_text(self.error_description, 2000), 2000)
+            parts.append(status_text(shown, SUMMARY_DESCRIPTION_LIMIT))
         return " | ".join(parts)
 
 

@@ -19,7 +19,7 @@ import pytest
 from support.fake_as import ISSUER
 from test_operator_reconciler import World
 
-from clientreg.errors import SUMMARY_DESCRIPTION_LIMIT, ProtocolError, RegistrationError, printable
+from clientreg.errors import SUMMARY_DESCRIPTION_LIMIT, ProtocolError, RegistrationError, status_text
 from clientreg.http import HttpClient, HttpSettings
 
 LEAK = "SECRET-LOOKING-hunter2-7f3a"
@@ -120,11 +120,11 @@ def test_the_summary_drops_the_body_the_message_keeps() -> None:
     ("a\u2028b\u2029c\u00a0d", "a b c d"),
 ])
 def test_printable_removes_control_and_bidi_characters(text: str, expected: str) -> None:
-    assert printable(text, 100) == expected
+    assert status_text(text, 100) == expected
 
 
 def test_printable_bounds_the_length() -> None:
-    out = printable("word " * 100, 40)
+    out = status_text("word " * 100, 40)
     assert len(out) <= 40 and out.endswith("…")
 
 
