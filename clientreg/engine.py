@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from . import keys as keypairs
-from . import publish, rfc7591, rfc7592
+from . import publish, retiring, rfc7591, rfc7592
 from .drift import describe_refusals, differences, drifted
 from .durations import parse_duration
 from .errors import (
@@ -530,11 +530,11 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
             events.append(Event(action.reason, f"removed old key {action.target} from the JWKS"))
         elif action.kind is ActionKind.DELETE_RETIRING:
             assert record is not None
-            event = _delete_retiring(record, action.target or "", server, save)
+            event = _delete_retiring(record, action.target or "", server, save, now)
             events.append(event)
         elif action.kind is ActionKind.DELETE:
             assert record is not None
-            _delete_all(record, server, save)
+            _delete_all(record, server, save, now)
             events.append(Event(action.reason, action.message))
             return Outcome(None, action.reason, f"client {record.client_id} deleted at the AS", ready=False,
                            synced=True, events=events)
@@ -561,6 +561,9 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
         synced = False
         reason = Reason.REFUSED
         message = "the AS did not keep declared values: " + describe_refusals(declared, record.refused)
+    refused = retiring.standing(record)
+    if refused is not None:
+        synced, (reason, message) = False, refused
     return Outcome(record, reason, message, ready=True, synced=synced, events=events,
                    credentials_changed=credentials_changed)
 
@@ -754,7 +757,7 @@ def _note_refusals(record: RegistrationRecord, desired: Desired, returned: dict[
 
 
 def _delete_retiring(record: RegistrationRecord, client_id: str, server: ServerConnection,
-                     save: Save, *, strict: bool = False) -> Event:
+                     save: Save, now: datetime, *, strict: bool = False) -> Event:
     old = next((r for r in record.retiring if r.client_id == client_id), None)
     if old is None:
         return Event(Reason.GRACE_OVER, f"old client {client_id} already gone")
@@ -762,8 +765,15 @@ def _delete_retiring(record: RegistrationRecord, client_id: str, server: ServerC
     if old.registration_client_uri and old.registration_access_token:
         try:
             rfc7592.delete(server.http, old.registration_client_uri, old.registration_access_token)
-        except (ClientGone, CredentialsRejected):
-            event = Event(Reason.GRACE_OVER, f"old client {client_id} was already gone or unreachable")
+        except ClientGone:
+            event = Event(Reason.GRACE_OVER, f"old client {client_id} was already gone")
+        except CredentialsRejected:
+            # 401: gone, or someone else holds its token now. Never "gone": kept, reported, retried.
+            retiring.note_refusal(old, now)
+            save(record)
+            if strict:
+                raise retiring.RetiringDeleteRefused(retiring.refusal_message(old, deleting=True)) from None
+            return Event(retiring.DELETE_REFUSED, retiring.refusal_message(old), warning=True)
         except (OperationUnsupported, NotPermitted) as exc:
             event = Event(Reason.GRACE_OVER, f"could not delete old client {client_id} ({exc.reason}); "
                           "remove it at the AS by hand", warning=True)
@@ -782,9 +792,9 @@ def _delete_retiring(record: RegistrationRecord, client_id: str, server: ServerC
     return event
 
 
-def _delete_all(record: RegistrationRecord, server: ServerConnection, save: Save) -> None:
+def _delete_all(record: RegistrationRecord, server: ServerConnection, save: Save, now: datetime) -> None:
     for old in list(record.retiring):
-        _delete_retiring(record, old.client_id, server, save, strict=True)
+        _delete_retiring(record, old.client_id, server, save, now, strict=True)
     if record.registration == "dcr":
         if not (record.registration_client_uri and record.registration_access_token):
             raise OperationUnsupported(f"client {record.client_id} cannot be deleted through RFC 7592 "

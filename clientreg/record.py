@@ -24,6 +24,8 @@ class RetiringClient(BaseModel):
     registration_access_token: SecretStr | None = None
     delete_after: datetime
     reason: str = "Rotated"
+    #: DELETEs the AS refused with 401 (see :mod:`clientreg.retiring`): never taken for "gone".
+    delete_refusals: int = 0
 
 
 class ClientKey(BaseModel):
