@@ -77,7 +77,9 @@ class FakeCluster:
         return copy.deepcopy(found) if found else None
 
     def list_secrets(self, namespace: str, label_selector: str) -> list[Body]:
-        return [copy.deepcopy(b) for (k, ns, _), b in self.objects.items() if k == "Secret" and ns == namespace]
+        wanted = dict(term.split("=", 1) for term in label_selector.split(",") if term)
+        return [copy.deepcopy(b) for (k, ns, _), b in self.objects.items() if k == "Secret" and ns == namespace
+                and all((b["metadata"].get("labels") or {}).get(key) == value for key, value in wanted.items())]
 
     def create_secret(self, namespace: str, body: Body) -> Body:
         key = ("Secret", namespace, body["metadata"]["name"])
