@@ -30,8 +30,15 @@ Kube = Any
 M2M = {"grantTypes": ["client_credentials"], "tokenEndpointAuthMethod": "client_secret_basic"}
 
 
+def record_name(kube: Kube, namespace: str, name: str) -> str:
+    """The record Secret of an OAuthClient: in the operator's namespace, keyed by the OAuthClient's UID."""
+    body = kube.get_client(namespace, name)
+    assert body is not None, f"OAuthClient {namespace}/{name} missing"
+    return f"clientreg-record-{body['metadata']['uid']}"
+
+
 def record_of(kube: Kube, namespace: str, name: str) -> RegistrationRecord:
-    data = kube.read_secret(namespace, f"{name}-clientreg-record")
+    data = kube.read_secret(OPERATOR_NAMESPACE, record_name(kube, namespace, name))
     assert data is not None, "record Secret missing"
     return RegistrationRecord.from_storage(json.loads(data["record.json"]))
 
@@ -156,7 +163,8 @@ def test_namespaced_install_is_confined_to_its_namespaces(control_plane: Any, he
 
         try:
             assert can("watch", "oauthclients", served, GROUP) and can("create", "secrets", served)
-            assert can("get", "secrets", home) and not can("list", "secrets", home)  # ClusterAuthorizationServer IATs
+            # ClusterAuthorizationServer IATs, and the record Secrets (registration access tokens) of this release.
+            assert can("get", "secrets", home) and can("list", "secrets", home) and can("patch", "secrets", home)
             assert can("list", "clusterauthorizationservers", None, GROUP)
             assert can("update", "leases", home, "coordination.k8s.io")
             for namespace in ("t", OPERATOR_NAMESPACE):
@@ -305,10 +313,12 @@ def test_deleting_the_resource_deletes_the_client(kube: Kube, operator: Operator
     kube.oauth_client(dev_tenant, "bye", {"serverRef": {"name": "dev"}, **M2M})
     client_id = kube.wait_ready(dev_tenant, "bye")["status"]["clientId"]
     assert client_id in dev_clients(dev_server)
+    record = record_name(kube, dev_tenant, "bye")
+    assert kube.read_secret(OPERATOR_NAMESPACE, record) is not None
     kube.delete_client(dev_tenant, "bye")
     eventually(lambda: kube.get_client(dev_tenant, "bye") is None, "finalizer released")
     assert client_id not in dev_clients(dev_server)
-    eventually(lambda: kube.read_secret(dev_tenant, "bye-clientreg-record") is None, "record Secret released")
+    eventually(lambda: kube.read_secret(OPERATOR_NAMESPACE, record) is None, "record Secret released")
 
 
 def test_orphan_policy_keeps_the_client(kube: Kube, operator: OperatorProcess, dev_tenant: str,
@@ -329,10 +339,12 @@ def test_a_stable_client_causes_no_writes(kube: Kube, operator: OperatorProcess,
     core = client.CoreV1Api(kube.api)
     drift_reads = "GET /register/<client_id>"
 
+    record = record_name(kube, dev_tenant, "calm")
+
     def versions() -> tuple[str, str, str]:
         return (str((kube.get_client(dev_tenant, "calm") or {})["metadata"]["resourceVersion"]),
                 core.read_namespaced_secret("calm-oauth", dev_tenant).metadata.resource_version,
-                core.read_namespaced_secret("calm-clientreg-record", dev_tenant).metadata.resource_version)
+                core.read_namespaced_secret(record, OPERATOR_NAMESPACE).metadata.resource_version)
 
     def drift_checks_after(count: int) -> int:
         return eventually(lambda: (n := dev_requests(dev_server).get(drift_reads, 0)) >= count and n,
@@ -382,7 +394,8 @@ def test_operator_killed_mid_reconcile_leaves_no_duplicate(kube: Kube, operator:
     before = dev_clients(dev_server)
     kube.oauth_client(dev_tenant, "crash", {"serverRef": {"name": "dev"}, **M2M, "rotation": {"gracePeriod": "2s"}})
     # Killed as soon as the registration is persisted, before the app Secret or status may exist.
-    eventually(lambda: kube.read_secret(dev_tenant, "crash-clientreg-record"), "record persisted", interval=0.02)
+    eventually(lambda: kube.read_secret(OPERATOR_NAMESPACE, record_name(kube, dev_tenant, "crash")),
+               "record persisted", interval=0.02)
     operator.kill()
     operator.start()
     body = kube.wait_ready(dev_tenant, "crash")
