@@ -415,6 +415,70 @@ def test_operator_killed_mid_reconcile_leaves_no_duplicate(kube: Kube, operator:
     assert token_works(creds)
 
 
+def test_an_upgrade_moves_the_record_out_of_the_tenant_namespace(kube: Kube, operator: OperatorProcess,
+                                                                 dev_tenant: str, dev_server: Any,
+                                                                 eventually: Any) -> None:
+    """A record where operators before issue 11 kept it (``<name>-clientreg-record`` in the tenant's namespace,
+    owned by the OAuthClient) moves to the operator's namespace on the first reconcile, with the chart's RBAC."""
+    kube.oauth_client(dev_tenant, "old", {"serverRef": {"name": "dev"}, **M2M})
+    body = kube.wait_ready(dev_tenant, "old")
+    client_id, uid = body["status"]["clientId"], body["metadata"]["uid"]
+    record, legacy = record_name(kube, dev_tenant, "old"), "old-clientreg-record"
+    core = client.CoreV1Api(kube.api)
+    operator.stop()
+    try:
+        data = core.read_namespaced_secret(record, OPERATOR_NAMESPACE).data
+        core.patch_namespaced_secret(record, OPERATOR_NAMESPACE, {"metadata": {"finalizers": None}})
+        core.delete_namespaced_secret(record, OPERATOR_NAMESPACE)
+        core.create_namespaced_secret(dev_tenant, client.V1Secret(
+            type="clientreg.dev/registration-record", data=data, metadata=client.V1ObjectMeta(
+                name=legacy, finalizers=["clientreg.dev/record"],
+                labels={"app.kubernetes.io/managed-by": "clientreg-operator", "clientreg.dev/role": "record",
+                        "clientreg.dev/oauthclient": "old"},
+                owner_references=[client.V1OwnerReference(api_version=f"{GROUP}/{VERSION}", kind="OAuthClient",
+                                                          name="old", uid=uid, controller=True,
+                                                          block_owner_deletion=True)])))
+    finally:
+        operator.start()
+    eventually(lambda: kube.read_secret(dev_tenant, legacy) is None, "old-place record released and deleted")
+    moved = kube.read_secret(OPERATOR_NAMESPACE, record)
+    assert moved is not None and json.loads(moved["record.json"])["client_id"] == client_id
+    assert eventually(lambda: [e for e in kube.events(dev_tenant, "old") if e.reason == "RecordMoved"],
+                      "RecordMoved event")
+    assert kube.wait_ready(dev_tenant, "old")["status"]["clientId"] == client_id
+    assert client_id in dev_clients(dev_server)
+    tenant_secrets = core.list_namespaced_secret(dev_tenant).items
+    assert not [s.metadata.name for s in tenant_secrets if "record.json" in (s.data or {})]
+
+
+def test_a_stolen_token_cannot_keep_a_replaced_client_alive_unnoticed(kube: Kube, operator: OperatorProcess,
+                                                                        dev_tenant: str, dev_server: Any,
+                                                                        eventually: Any) -> None:
+    """Someone holding the registration access token PUTs a change (the dev AS, like oidc-provider, issues
+    a new token on every PUT): clientreg replaces the client and the old one's DELETE gets 401. It is kept,
+    reported by a Warning naming it, and not taken for gone."""
+    kube.oauth_client(dev_tenant, "victim", {"serverRef": {"name": "dev"}, **M2M})
+    old_id = kube.wait_ready(dev_tenant, "victim")["status"]["clientId"]
+    stolen = record_of(kube, dev_tenant, "victim")
+    assert stolen.registration_client_uri and stolen.registration_access_token
+    with HttpClient() as http:
+        current = rfc7592.read(http, stolen.registration_client_uri, stolen.registration_access_token)
+        rfc7592.update(http, stolen.registration_client_uri, stolen.registration_access_token, old_id,
+                       {**current.metadata, "client_name": "changed with a stolen token"})
+    warning = eventually(lambda: next((e for e in kube.events(dev_tenant, "victim")
+                                       if e.reason == "RetiringClientDeleteRefused"), None),
+                         "RetiringClientDeleteRefused Warning", timeout=90)
+    assert warning.type == "Warning" and old_id in warning.message
+    assert stolen.registration_access_token.get_secret_value() not in warning.message
+    body = kube.get_client(dev_tenant, "victim")
+    assert body is not None and body["status"]["clientId"] != old_id
+    assert [r["clientId"] for r in body["status"]["retiring"]] == [old_id]
+    assert old_id in dev_clients(dev_server), "still at the AS: a person must look, and the status says so"
+    assert any(r.client_id == old_id and r.delete_refusals for r in record_of(kube, dev_tenant, "victim").retiring)
+    kube.patch_client(dev_tenant, "victim", {"spec": {"deletionPolicy": "Orphan"}})
+    kube.delete_client(dev_tenant, "victim")
+
+
 def test_metrics_and_logs(kube: Kube, operator: OperatorProcess, dev_tenant: str) -> None:
     kube.oauth_client(dev_tenant, "seen", {"serverRef": {"name": "dev"}, **M2M})
     kube.wait_ready(dev_tenant, "seen")
