@@ -98,7 +98,9 @@ def test_chart_lints_and_renders(helm: Any, chart_path: Any) -> None:
          "metrics.serviceMonitor.enabled=true", "--set", "restartDeploymentsOnRotation=true")
     rendered = helm("template", "x", str(chart), "--namespace", "ops", "--set", "watchNamespaces={a,b}").stdout
     assert "kind: ClusterRoleBinding" in rendered  # ClusterAuthorizationServers are cluster-scoped
-    assert rendered.count("kind: RoleBinding") == 4  # a, b, the cluster resource namespace, the Lease
+    # a, b, the cluster resource namespace, the records (release) namespace, the Lease
+    assert rendered.count("kind: RoleBinding") == 5
+    assert "--records-namespace=ops" in rendered
     assert '"*"' not in rendered and "- '*'" not in rendered
     assert "--namespace=a,b" in rendered
     bad = helm("template", "x", str(chart), "--set", "replicaCount=-1", check=False)
