@@ -547,6 +547,7 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
             synced = False
     if record is None:
         return Outcome(None, plan_.reason, plan_.message, ready=False, synced=False, events=events)
+    reason: str  # a Reason, or a standing fact's reason from retiring
     reason, message = plan_.reason, plan_.message
     pending = _pending_publication(record, observed)
     if pending is not None:
@@ -763,17 +764,21 @@ def _delete_retiring(record: RegistrationRecord, client_id: str, server: ServerC
         return Event(Reason.GRACE_OVER, f"old client {client_id} already gone")
     event = Event(Reason.GRACE_OVER, f"deleted old client {client_id}")
     if old.registration_client_uri and old.registration_access_token:
+        interrupted = retiring.mark_sending(record, old, save)
         try:
-            rfc7592.delete(server.http, old.registration_client_uri, old.registration_access_token)
+            rfc7592.delete(server.http, old.registration_client_uri, old.registration_access_token, retry=False)
         except ClientGone:
             event = Event(Reason.GRACE_OVER, f"old client {client_id} was already gone")
         except CredentialsRejected:
-            # 401: gone, or someone else holds its token now. Never "gone": kept, reported, retried.
-            retiring.note_refusal(old, now)
-            save(record)
-            if strict:
-                raise retiring.RetiringDeleteRefused(retiring.refusal_message(old, deleting=True)) from None
-            return Event(retiring.DELETE_REFUSED, retiring.refusal_message(old), warning=True)
+            if interrupted:  # our own earlier DELETE, whose answer was lost, took the token with the client
+                event = Event(Reason.GRACE_OVER, retiring.INTERRUPTED.format(client_id=client_id))
+            else:
+                # 401: gone, or someone else holds its token now. Never "gone": kept, reported, retried.
+                retiring.note_refusal(old, now)
+                save(record)
+                if strict:
+                    raise retiring.RetiringDeleteRefused(retiring.refusal_message(old, deleting=True)) from None
+                return Event(retiring.DELETE_REFUSED, retiring.refusal_message(old), warning=True)
         except (OperationUnsupported, NotPermitted) as exc:
             event = Event(Reason.GRACE_OVER, f"could not delete old client {client_id} ({exc.reason}); "
                           "remove it at the AS by hand", warning=True)

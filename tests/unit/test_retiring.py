@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
 from support.fake_as import FakeAS
 from test_engine import NOW, Harness, make_client
@@ -62,3 +63,31 @@ def test_deleting_the_resource_fails_while_a_retiring_client_refuses() -> None:
     assert old in str(caught.value) and "Orphan" in str(caught.value)
     assert current in fake.clients, "the current client is not deleted while the old one may live"
     assert h.stored is not None and h.stored.retiring[0].delete_refusals == 1
+
+
+def test_a_401_after_a_delete_whose_answer_was_lost_means_that_delete_worked() -> None:
+    fake = FakeAS()
+    h, old = _rotated(fake)
+    real = fake.handle
+    seen_pending: list[bool] = []
+
+    def answer_lost(request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE":
+            assert h.stored is not None
+            seen_pending.append(h.stored.retiring[0].delete_pending)
+            real(request)  # the AS deletes the client (and its token) ...
+            raise httpx.ReadError("connection reset")  # ... and the answer never arrives
+        return real(request)
+
+    fake.handle = answer_lost  # type: ignore[method-assign]
+    h.server.http = fake.http()
+    _, outcome = h.run(make_client(rotation={"gracePeriod": "0s"}), rotation_request="r1")
+    assert seen_pending == [True], "the DELETE is written down before it is sent, and sent once"
+    assert old not in fake.clients and h.stored is not None and h.stored.retiring[0].delete_pending
+    assert any("will retry" in e.message for e in outcome.events)
+    fake.handle = real  # type: ignore[method-assign]
+    h.server.http = fake.http()
+    _, outcome = h.run(make_client(rotation={"gracePeriod": "0s"}), rotation_request="r1")
+    assert not h.stored.retiring and outcome.synced
+    assert not [e for e in outcome.events if e.reason == DELETE_REFUSED]
+    assert any(old in e.message and "answer was lost" in e.message for e in outcome.events)
