@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from . import keys as keypairs
-from . import publish, rfc7591, rfc7592
+from . import publish, retiring, rfc7591, rfc7592
 from .drift import describe_refusals, differences, drifted
 from .durations import parse_duration
 from .errors import (
@@ -530,11 +530,11 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
             events.append(Event(action.reason, f"removed old key {action.target} from the JWKS"))
         elif action.kind is ActionKind.DELETE_RETIRING:
             assert record is not None
-            event = _delete_retiring(record, action.target or "", server, save)
+            event = _delete_retiring(record, action.target or "", server, save, now)
             events.append(event)
         elif action.kind is ActionKind.DELETE:
             assert record is not None
-            _delete_all(record, server, save)
+            _delete_all(record, server, save, now)
             events.append(Event(action.reason, action.message))
             return Outcome(None, action.reason, f"client {record.client_id} deleted at the AS", ready=False,
                            synced=True, events=events)
@@ -547,6 +547,7 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
             synced = False
     if record is None:
         return Outcome(None, plan_.reason, plan_.message, ready=False, synced=False, events=events)
+    reason: str  # a Reason, or a standing fact's reason from retiring
     reason, message = plan_.reason, plan_.message
     pending = _pending_publication(record, observed)
     if pending is not None:
@@ -561,6 +562,9 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
         synced = False
         reason = Reason.REFUSED
         message = "the AS did not keep declared values: " + describe_refusals(declared, record.refused)
+    refused = retiring.standing(record)
+    if refused is not None:
+        synced, (reason, message) = False, refused
     return Outcome(record, reason, message, ready=True, synced=synced, events=events,
                    credentials_changed=credentials_changed)
 
@@ -754,16 +758,27 @@ def _note_refusals(record: RegistrationRecord, desired: Desired, returned: dict[
 
 
 def _delete_retiring(record: RegistrationRecord, client_id: str, server: ServerConnection,
-                     save: Save, *, strict: bool = False) -> Event:
+                     save: Save, now: datetime, *, strict: bool = False) -> Event:
     old = next((r for r in record.retiring if r.client_id == client_id), None)
     if old is None:
         return Event(Reason.GRACE_OVER, f"old client {client_id} already gone")
     event = Event(Reason.GRACE_OVER, f"deleted old client {client_id}")
     if old.registration_client_uri and old.registration_access_token:
+        interrupted = retiring.mark_sending(record, old, save)
         try:
-            rfc7592.delete(server.http, old.registration_client_uri, old.registration_access_token)
-        except (ClientGone, CredentialsRejected):
-            event = Event(Reason.GRACE_OVER, f"old client {client_id} was already gone or unreachable")
+            rfc7592.delete(server.http, old.registration_client_uri, old.registration_access_token, retry=False)
+        except ClientGone:
+            event = Event(Reason.GRACE_OVER, f"old client {client_id} was already gone")
+        except CredentialsRejected:
+            if interrupted:  # our own earlier DELETE, whose answer was lost, took the token with the client
+                event = Event(Reason.GRACE_OVER, retiring.INTERRUPTED.format(client_id=client_id))
+            else:
+                # 401: gone, or someone else holds its token now. Never "gone": kept, reported, retried.
+                retiring.note_refusal(old, now)
+                save(record)
+                if strict:
+                    raise retiring.RetiringDeleteRefused(retiring.refusal_message(old, deleting=True)) from None
+                return Event(retiring.DELETE_REFUSED, retiring.refusal_message(old), warning=True)
         except (OperationUnsupported, NotPermitted) as exc:
             event = Event(Reason.GRACE_OVER, f"could not delete old client {client_id} ({exc.reason}); "
                           "remove it at the AS by hand", warning=True)
@@ -782,9 +797,9 @@ def _delete_retiring(record: RegistrationRecord, client_id: str, server: ServerC
     return event
 
 
-def _delete_all(record: RegistrationRecord, server: ServerConnection, save: Save) -> None:
+def _delete_all(record: RegistrationRecord, server: ServerConnection, save: Save, now: datetime) -> None:
     for old in list(record.retiring):
-        _delete_retiring(record, old.client_id, server, save, strict=True)
+        _delete_retiring(record, old.client_id, server, save, now, strict=True)
     if record.registration == "dcr":
         if not (record.registration_client_uri and record.registration_access_token):
             raise OperationUnsupported(f"client {record.client_id} cannot be deleted through RFC 7592 "

@@ -26,6 +26,10 @@ class RetiringClient(BaseModel):
     registration_access_token: SecretStr | None = None
     delete_after: datetime
     reason: str = "Rotated"
+    #: DELETEs the AS refused with 401 (see :mod:`clientreg.retiring`): never taken for "gone".
+    delete_refusals: int = 0
+    #: A DELETE was sent and its answer never recorded (the process died, the answer was lost).
+    delete_pending: bool = False
 
 
 class ClientKey(BaseModel):

@@ -103,9 +103,10 @@ def update(http: HttpClient, uri: str, rat: SecretStr, client_id: str,
     _raise_for(response, "update", uri, rat)
 
 
-def delete(http: HttpClient, uri: str, rat: SecretStr) -> None:
-    """RFC 7592 §2.3: DELETE the registration (204; 200 accepted)."""
-    response = http.request("DELETE", uri, bearer=rat)
+def delete(http: HttpClient, uri: str, rat: SecretStr, *, retry: bool = True) -> None:
+    """RFC 7592 §2.3: DELETE the registration (204; 200 accepted). ``retry=False``: one attempt, so a 401
+    can never be the answer to a repeat of a DELETE that already went through (see clientreg.retiring)."""
+    response = http.request("DELETE", uri, bearer=rat, retry=retry)
     if 200 <= response.status_code < 300:
         return
     _raise_for(response, "delete", uri, rat)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,9 @@ from pathlib import Path
 from clientreg.ssrf import AddressPolicy
 
 from .config import OperatorConfig, ServerAddressPolicies, parse_interval
+
+#: A namespace name: an RFC 1123 label.
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -77,9 +81,15 @@ def _run(args: argparse.Namespace) -> int:
     if not args.all_namespaces and not namespaces:
         print("say which namespaces to serve: --namespace NS (repeatable) or --all-namespaces", file=sys.stderr)
         return 2
+    records_namespace = args.records_namespace or args.cluster_resource_namespace
+    if not _NAMESPACE.fullmatch(records_namespace):
+        print(f"--records-namespace {records_namespace!r} is not a namespace name (RFC 1123 label: lowercase "
+              "letters, digits and '-', at most 63 characters)", file=sys.stderr)
+        return 2
     cfg = OperatorConfig(
         namespaces=namespaces,
         cluster_resource_namespace=args.cluster_resource_namespace,
+        records_namespace=records_namespace,
         drift_check_interval=parse_interval(args.drift_check_interval),
         label_selector=args.label_selector or None,
         leader_election=args.leader_election,
@@ -113,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--all-namespaces", "-A", action="store_true", help="serve every namespace")
     run.add_argument("--cluster-resource-namespace", default=env("CLIENTREG_CLUSTER_RESOURCE_NAMESPACE", "clientreg"),
                      help="where ClusterAuthorizationServer Secrets are read from (default: clientreg)")
+    run.add_argument("--records-namespace", default=env("POD_NAMESPACE", ""),
+                     help="where record Secrets (they hold registration access tokens) are kept: the operator's own "
+                          "namespace, which tenants cannot read (default: $POD_NAMESPACE, else the cluster resource "
+                          "namespace)")
     run.add_argument("--drift-check-interval", default="10m",
                      help="how often a stable client is checked against its AS (Go duration, default 10m)")
     run.add_argument("--label-selector", default="",

@@ -47,6 +47,8 @@ class OperatorConfig:
     #: Empty: every namespace (cluster-wide watches, as the chart's ClusterRoleBinding allows).
     namespaces: tuple[str, ...] = ()
     cluster_resource_namespace: str = DEFAULT_CLUSTER_RESOURCE_NAMESPACE
+    #: Where record Secrets (registration access tokens) live: the operator's own namespace, never a tenant's.
+    records_namespace: str = DEFAULT_CLUSTER_RESOURCE_NAMESPACE
     drift_check_interval: float = 600.0
     #: Sharding: only OAuthClients matching this selector are served (server-side filtered).
     label_selector: str | None = None

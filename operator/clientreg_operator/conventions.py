@@ -24,8 +24,8 @@ ROTATED_CLIENT_ANNOTATION = f"{GROUP}/rotated-client-id"
 
 #: Holds the OAuthClient until its client is deleted at the AS (or orphaned by policy).
 CLIENT_FINALIZER = f"{GROUP}/finalizer"
-#: Holds the record Secret until the operator no longer needs it: a namespace deletion removes every
-#: Secret at once, and without the registration access token the client could not be deleted.
+#: Holds the record Secret until the operator no longer needs it: a deleted record would lose the registration
+#: access token, and without it the client could not be deleted (the operator writes a new one instead).
 RECORD_FINALIZER = f"{GROUP}/record"
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -37,6 +37,10 @@ ROLE_CREDENTIALS = "credentials"
 ROLE_RECORD = "record"
 #: Label values are at most 63 characters; OAuthClient names may be longer, so long names are hashed.
 CLIENT_LABEL = f"{GROUP}/oauthclient"
+#: On a record Secret (it lives in the records namespace): the namespace of its OAuthClient.
+CLIENT_NAMESPACE_LABEL = f"{GROUP}/oauthclient-namespace"
+#: On a record Secret: ``<namespace>/<name>`` of its OAuthClient, unhashed (label values cannot hold it).
+CLIENT_ANNOTATION = f"{GROUP}/oauthclient"
 
 RECORD_SECRET_TYPE = f"{GROUP}/registration-record"
 RECORD_KEY = "record.json"
@@ -51,8 +55,20 @@ def label_value(name: str) -> str:
     return name[:52] + "-" + hashlib.sha256(name.encode()).hexdigest()[:10]
 
 
-def record_secret_name(client_name: str) -> str:
-    """The operator-only Secret of one OAuthClient (its registration access token lives there)."""
+#: Record Secrets are ``clientreg-record-<OAuthClient uid>`` in the records namespace (the operator's own).
+RECORD_PREFIX = "clientreg-record-"
+
+
+def record_name(client_uid: str) -> str:
+    """The record Secret of one OAuthClient (its registration access token lives there), in the records
+    namespace. Keyed by UID: an OAuthClient deleted and created again under the same name is another client,
+    and tenants of different namespaces may use the same name."""
+    return RECORD_PREFIX + client_uid
+
+
+def legacy_record_name(client_name: str) -> str:
+    """Where the record lived before it moved to the records namespace (in the OAuthClient's own namespace,
+    readable by every tenant who may read Secrets there). Used only to migrate it."""
     name = f"{client_name}-clientreg-record"
     if len(name) <= 253:
         return name

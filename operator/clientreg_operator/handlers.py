@@ -11,16 +11,20 @@ from typing import Any
 
 import kopf
 
+from clientreg.resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE
 from clientreg.spec import GROUP, VERSION
 
 from .config import DEFAULT_ADDRESS_POLICIES, ServerAddressPolicies
 from .conventions import (
     AUTHORIZATIONSERVERS,
+    CLIENT_ANNOTATION,
     CLIENT_FINALIZER,
     CLUSTERAUTHORIZATIONSERVERS,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     OAUTHCLIENTS,
+    ROLE_LABEL,
+    ROLE_RECORD,
     ROTATE_ANNOTATION,
 )
 from .runtime import Runtime
@@ -99,7 +103,8 @@ def watch_streams_for(namespaces: tuple[str, ...]) -> int:
 def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selector: str | None = None,
              cluster_resource_namespace: str = "clientreg", client_configuration: Any = None,
              address_policies: ServerAddressPolicies = DEFAULT_ADDRESS_POLICIES,
-             watch_streams: int = watch_streams_for(())) -> None:
+             watch_streams: int = watch_streams_for(()),
+             records_namespace: str = DEFAULT_CLUSTER_RESOURCE_NAMESPACE) -> None:
     shard = LabelSelector.parse(label_selector)
 
     @kopf.on.login(registry=registry, id="login")
@@ -150,16 +155,15 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selecto
     async def owned_secret_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
         if type not in ("MODIFIED", "DELETED"):
             return  # ADDED is our own write; the initial listing is covered by the resume handlers
-        owner = next((ref for ref in body.get("metadata", {}).get("ownerReferences") or []
-                      if ref.get("kind") == "OAuthClient" and ref.get("controller")), None)
-        if owner is None:
+        found = _owning_client(body, records_namespace)
+        if found is None:
             return
-        namespace = body["metadata"]["namespace"]
+        namespace, name = found
         if not shard.everything:
-            client = await _client_labels(runtime, namespace, owner["name"])
+            client = await _client_labels(runtime, namespace, name)
             if client is None or not shard.matches(client):
                 return
-        await runtime.heal(namespace, owner["name"])
+        await runtime.heal(namespace, name)
 
     # Event handlers, not create/update/resume: those make kopf keep its bookkeeping in annotations of the
     # (Cluster)AuthorizationServer, which needs patch on a resource the operator otherwise only reads and
@@ -229,6 +233,22 @@ def _rotation_pending(body: kopf.Body, type: str | None = None, **_: Any) -> boo
     requested = (meta.get("annotations") or {}).get(ROTATE_ANNOTATION)
     done = (body.get("status") or {}).get("lastRotationRequest")
     return bool(requested) and requested != done and type != "DELETED" and not meta.get("deletionTimestamp")
+
+
+def _owning_client(body: kopf.Body, records_namespace: str) -> tuple[str, str] | None:
+    """(namespace, name) of the OAuthClient a watched Secret belongs to: its controller ownerReference (a
+    credentials Secret, or a record an older operator left in the tenant's namespace), or for a record in
+    the records namespace its annotation. Only records there are believed: a tenant may label a Secret of
+    its own namespace like a record and name another namespace's OAuthClient in it."""
+    meta = body.get("metadata") or {}
+    owner = next((ref for ref in meta.get("ownerReferences") or []
+                  if ref.get("kind") == "OAuthClient" and ref.get("controller")), None)
+    if owner is not None:
+        return str(meta.get("namespace")), str(owner["name"])
+    if meta.get("namespace") != records_namespace or (meta.get("labels") or {}).get(ROLE_LABEL) != ROLE_RECORD:
+        return None
+    namespace, _, name = str((meta.get("annotations") or {}).get(CLIENT_ANNOTATION) or "").partition("/")
+    return (namespace, name) if namespace and name else None
 
 
 async def _client_labels(runtime: Runtime, namespace: str, name: str) -> dict[str, str] | None:

@@ -22,16 +22,18 @@ from clientreg import engine, publish, ssrf
 from clientreg.engine import ActionKind, Desired, Outcome, Plan, Reason
 from clientreg.errors import ClientregError, ConfigurationError, DependencyNotReady, NamespaceNotAllowed, RateLimited
 from clientreg.record import RegistrationRecord
+from clientreg.resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE
 from clientreg.server import ServerConnection
 from clientreg.spec import AuthorizationServerSpec, OAuthClient, parse_document
 
 from . import status as st
-from .cluster import Body, Cluster, Conflict, unavailable
+from .cluster import Body, Cluster, unavailable
 from .connections import Connections
-from .conventions import ROTATE_ANNOTATION, record_secret_name
+from .conventions import ROTATE_ANNOTATION
 from .documents import DocumentIndex
 from .metrics import Metrics
-from .secrets import SecretConflict, SecretWriter, is_owned_by, read_record, render_credentials, render_record
+from .records import RecordStore
+from .secrets import SecretConflict, SecretWriter, is_owned_by, read_record, render_credentials
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +74,13 @@ class Reconciler:
                  metrics: Metrics | None = None, clock: Clock = _utc_now, backoff_base: float = 5.0,
                  backoff_max: float = 300.0, documents: DocumentIndex | None = None,
                  fetch: engine.Fetch | None = guarded_fetch, document_requeue: float = 15.0,
-                 persist_patience: float = PERSIST_PATIENCE) -> None:
+                 persist_patience: float = PERSIST_PATIENCE,
+                 records_namespace: str = DEFAULT_CLUSTER_RESOURCE_NAMESPACE) -> None:
         self.cluster = cluster
         self.connections = connections
         self.writer = SecretWriter(cluster)
+        #: Record Secrets (registration access tokens) live in the operator's namespace, not the tenant's.
+        self.records = RecordStore(cluster, records_namespace, self.writer)
         self.drift_check_interval = drift_check_interval
         self.metrics = metrics or Metrics()
         self.clock = clock
@@ -112,7 +117,10 @@ class Reconciler:
             client = _parse(body)
         except ConfigurationError:
             return None
-        record_secret = self.cluster.get_secret(namespace, record_secret_name(name))
+        try:
+            record_secret = self.records.get(body)
+        except SecretConflict:
+            return None
         if record_secret is None or record_secret["metadata"].get("deletionTimestamp"):
             return self.reconcile(namespace, name)
         record = read_record(record_secret)
@@ -147,14 +155,13 @@ class Reconciler:
             self.metrics.reconciles.labels("invalid").inc()
             return Result(finished=False, reason=exc.reason)
 
-        record_name = record_secret_name(name)
         try:
-            record = self._load_record(body, record_name, deleting)
+            record = self.records.load(body, deleting=deleting)
         except ClientregError as exc:
             return self._failed(body, client, None, exc)
         if deleting and record is None:
             self._serve_documents(namespace, name, None)
-            self.writer.release(namespace, record_name)
+            self.records.release(body)
             self.metrics.forget(namespace, name)
             return Result(finished=True)
 
@@ -163,10 +170,9 @@ class Reconciler:
         def save(new: RegistrationRecord | None) -> None:
             # Called by the engine after every answer from the AS: written before the next request.
             if new is None:
-                self._persist(lambda: self.writer.release(namespace, record_name))
+                self._persist(lambda: self.records.release(body))
             else:
-                rendered = render_record(new, name=record_name, namespace=namespace, client_name=name, owner=body)
-                self._persist(lambda: self.writer.publish(rendered, owner_uid=body["metadata"]["uid"]))
+                self._persist(lambda: self.records.save(body, new))
             latest[0] = new
             self._serve_documents(namespace, name, None if deleting else new)
 
@@ -247,34 +253,6 @@ class Reconciler:
                                 "%.0fs", type(exc).__name__, self.persist_patience)
                 time.sleep(delay)
                 delay = min(2 * delay, 5.0)
-
-    def _load_record(self, body: Body, record_name: str, deleting: bool) -> RegistrationRecord | None:
-        namespace = body["metadata"]["namespace"]
-        secret = self.cluster.get_secret(namespace, record_name)
-        record = read_record(secret)
-        if secret is not None and not is_owned_by(secret, body["metadata"]["uid"]):
-            # Left by an earlier OAuthClient of the same name whose finalizer was removed by hand. Registering
-            # now would fail to persist (the name is taken) and orphan a client: stop before the AS is asked.
-            raise SecretConflict(f"record Secret {namespace}/{record_name} belongs to another OAuthClient: delete "
-                                 "its client at the AS if needed, then remove the Secret's finalizer and the Secret")
-        if secret is not None and secret["metadata"].get("deletionTimestamp") and record and not deleting:
-            # Someone deleted the record while the client lives: its finalizer kept it readable. Write it
-            # anew so the registration access token is not lost.
-            self.writer.release(namespace, record_name)
-            self._recreate_record(body, record_name, record)
-        return record
-
-    def _recreate_record(self, body: Body, record_name: str, record: RegistrationRecord) -> None:
-        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        desired = render_record(record, name=record_name, namespace=namespace, client_name=name, owner=body)
-        for _ in range(50):
-            try:
-                self.cluster.create_secret(namespace, desired)
-                break
-            except Conflict:
-                time.sleep(0.1)  # the old object is still being removed
-        self.cluster.post_event(body, warning=True, reason="RecordRestored",
-                                message=f"the record Secret {record_name} was deleted; wrote it anew")
 
     def _publish(self, body: Body, client: OAuthClient, record: RegistrationRecord) -> bool:
         namespace = body["metadata"]["namespace"]

@@ -21,11 +21,14 @@ from .handlers import register, settings_for, watch_streams_for
 from .leader import LeaseElector
 from .metrics import Metrics
 from .reconciler import Reconciler
+from .records import RecordStore
 from .runtime import Runtime
 
 log = logging.getLogger("clientreg_operator")
 
 EXIT_LOST_LEASE = 3
+#: Seconds between two sweeps of the records namespace.
+SWEEP_INTERVAL = 3600.0
 
 
 def _api_client(cfg: OperatorConfig) -> k8s.ApiClient:
@@ -66,6 +69,7 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
     holding: asyncio.Task[bool] | None = None
     lost = False
     runtime: Runtime | None = None
+    sweeping: asyncio.Task[None] | None = None
     try:
         health.ready = True
         if cfg.leader_election:
@@ -85,14 +89,16 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
                                   http_factory=metrics.http_factory, address_policies=cfg.address_policies)
         reconciler = Reconciler(cluster, connections, drift_check_interval=cfg.drift_check_interval,
                                 metrics=metrics, backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max,
-                                documents=documents)
+                                documents=documents, records_namespace=cfg.records_namespace)
         runtime = Runtime(reconciler, workers=cfg.workers, restart_deployments=cfg.restart_deployments)
         registry = kopf.OperatorRegistry()
         register(registry, runtime, label_selector=cfg.label_selector,
                  cluster_resource_namespace=cfg.cluster_resource_namespace, address_policies=cfg.address_policies,
-                 watch_streams=watch_streams_for(cfg.namespaces),
+                 watch_streams=watch_streams_for(cfg.namespaces), records_namespace=cfg.records_namespace,
                  client_configuration=api.configuration if cfg.kubeconfig else None)
-        log.info("serving %s", "all namespaces" if cfg.clusterwide else ", ".join(cfg.namespaces))
+        log.info("serving %s; records in namespace %s", "all namespaces" if cfg.clusterwide
+                 else ", ".join(cfg.namespaces), cfg.records_namespace)
+        sweeping = asyncio.create_task(sweep_records(reconciler.records, stop))
         await kopf.operator(registry=registry, settings=settings_for(label_selector=cfg.label_selector),
                             clusterwide=cfg.clusterwide, namespaces=list(cfg.namespaces), standalone=True,
                             stop_flag=stop)
@@ -101,6 +107,8 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
     finally:
         stop.set()
         heartbeat.cancel()
+        if sweeping is not None:
+            sweeping.cancel()
         if holding is not None:
             with contextlib.suppress(Exception):
                 lost = lost or not await holding
@@ -113,6 +121,21 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
             await server.cleanup()
         api.close()
     return EXIT_LOST_LEASE if lost else 0
+
+
+async def sweep_records(records: RecordStore, stop: asyncio.Event, interval: float = SWEEP_INTERVAL) -> None:
+    """Look for records whose OAuthClient is gone, once at start and then every ``interval`` seconds (see
+    :meth:`RecordStore.sweep`: only records their OAuthClient's deletion already released are deleted)."""
+    while not stop.is_set():
+        try:
+            result = await asyncio.to_thread(records.sweep)
+            if result.removed or result.orphaned:
+                log.info("record sweep: %d removed, %d kept without their OAuthClient, %d live", result.removed,
+                         result.orphaned, result.live)
+        except Exception as exc:  # the API server away: next time
+            log.warning("record sweep failed (%s); trying again later", type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
 
 
 def run(cfg: OperatorConfig) -> int:

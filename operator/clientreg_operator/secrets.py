@@ -21,7 +21,9 @@ from clientreg.spec import SecretTemplate
 
 from .cluster import Body, Cluster, Conflict
 from .conventions import (
+    CLIENT_ANNOTATION,
     CLIENT_LABEL,
+    CLIENT_NAMESPACE_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     RECORD_FINALIZER,
@@ -129,13 +131,14 @@ def render_credentials(record: RegistrationRecord, template: SecretTemplate | No
 
 
 def render_record(record: RegistrationRecord, *, name: str, namespace: str, client_name: str,
-                  owner: Body | None = None) -> Body:
-    metadata: Body = {"name": name, "namespace": namespace, "labels": _labels(client_name, ROLE_RECORD),
-                      "finalizers": [RECORD_FINALIZER],
-                      "annotations": {"clientreg.dev/note": "Registration access token and state of an "
+                  client_namespace: str) -> Body:
+    """The record Secret (see :mod:`clientreg_operator.records`): in the records namespace, naming its
+    OAuthClient by labels and an annotation (no ownerReference can cross namespaces)."""
+    labels = _labels(client_name, ROLE_RECORD, {CLIENT_NAMESPACE_LABEL: client_namespace})
+    metadata: Body = {"name": name, "namespace": namespace, "labels": labels, "finalizers": [RECORD_FINALIZER],
+                      "annotations": {CLIENT_ANNOTATION: f"{client_namespace}/{client_name}",
+                                      "clientreg.dev/note": "Registration access token and state of an "
                                       "OAuthClient; workloads never need it. Deleting it orphans the client."}}
-    if owner is not None:
-        metadata["ownerReferences"] = [owner_reference(owner)]
     payload = json.dumps(record.to_storage(), sort_keys=True, separators=(",", ":"))
     return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": RECORD_SECRET_TYPE,
             "data": encode({RECORD_KEY: payload})}

@@ -30,8 +30,15 @@ Kube = Any
 M2M = {"grantTypes": ["client_credentials"], "tokenEndpointAuthMethod": "client_secret_basic"}
 
 
+def record_name(kube: Kube, namespace: str, name: str) -> str:
+    """The record Secret of an OAuthClient: in the operator's namespace, keyed by the OAuthClient's UID."""
+    body = kube.get_client(namespace, name)
+    assert body is not None, f"OAuthClient {namespace}/{name} missing"
+    return f"clientreg-record-{body['metadata']['uid']}"
+
+
 def record_of(kube: Kube, namespace: str, name: str) -> RegistrationRecord:
-    data = kube.read_secret(namespace, f"{name}-clientreg-record")
+    data = kube.read_secret(OPERATOR_NAMESPACE, record_name(kube, namespace, name))
     assert data is not None, "record Secret missing"
     return RegistrationRecord.from_storage(json.loads(data["record.json"]))
 
@@ -91,7 +98,9 @@ def test_chart_lints_and_renders(helm: Any, chart_path: Any) -> None:
          "metrics.serviceMonitor.enabled=true", "--set", "restartDeploymentsOnRotation=true")
     rendered = helm("template", "x", str(chart), "--namespace", "ops", "--set", "watchNamespaces={a,b}").stdout
     assert "kind: ClusterRoleBinding" in rendered  # ClusterAuthorizationServers are cluster-scoped
-    assert rendered.count("kind: RoleBinding") == 4  # a, b, the cluster resource namespace, the Lease
+    # a, b, the cluster resource namespace, the records (release) namespace, the Lease
+    assert rendered.count("kind: RoleBinding") == 5
+    assert "--records-namespace=ops" in rendered
     assert '"*"' not in rendered and "- '*'" not in rendered
     assert "--namespace=a,b" in rendered
     bad = helm("template", "x", str(chart), "--set", "replicaCount=-1", check=False)
@@ -156,7 +165,8 @@ def test_namespaced_install_is_confined_to_its_namespaces(control_plane: Any, he
 
         try:
             assert can("watch", "oauthclients", served, GROUP) and can("create", "secrets", served)
-            assert can("get", "secrets", home) and not can("list", "secrets", home)  # ClusterAuthorizationServer IATs
+            # ClusterAuthorizationServer IATs, and the record Secrets (registration access tokens) of this release.
+            assert can("get", "secrets", home) and can("list", "secrets", home) and can("patch", "secrets", home)
             assert can("list", "clusterauthorizationservers", None, GROUP)
             assert can("update", "leases", home, "coordination.k8s.io")
             for namespace in ("t", OPERATOR_NAMESPACE):
@@ -305,10 +315,12 @@ def test_deleting_the_resource_deletes_the_client(kube: Kube, operator: Operator
     kube.oauth_client(dev_tenant, "bye", {"serverRef": {"name": "dev"}, **M2M})
     client_id = kube.wait_ready(dev_tenant, "bye")["status"]["clientId"]
     assert client_id in dev_clients(dev_server)
+    record = record_name(kube, dev_tenant, "bye")
+    assert kube.read_secret(OPERATOR_NAMESPACE, record) is not None
     kube.delete_client(dev_tenant, "bye")
     eventually(lambda: kube.get_client(dev_tenant, "bye") is None, "finalizer released")
     assert client_id not in dev_clients(dev_server)
-    eventually(lambda: kube.read_secret(dev_tenant, "bye-clientreg-record") is None, "record Secret released")
+    eventually(lambda: kube.read_secret(OPERATOR_NAMESPACE, record) is None, "record Secret released")
 
 
 def test_orphan_policy_keeps_the_client(kube: Kube, operator: OperatorProcess, dev_tenant: str,
@@ -329,10 +341,12 @@ def test_a_stable_client_causes_no_writes(kube: Kube, operator: OperatorProcess,
     core = client.CoreV1Api(kube.api)
     drift_reads = "GET /register/<client_id>"
 
+    record = record_name(kube, dev_tenant, "calm")
+
     def versions() -> tuple[str, str, str]:
         return (str((kube.get_client(dev_tenant, "calm") or {})["metadata"]["resourceVersion"]),
                 core.read_namespaced_secret("calm-oauth", dev_tenant).metadata.resource_version,
-                core.read_namespaced_secret("calm-clientreg-record", dev_tenant).metadata.resource_version)
+                core.read_namespaced_secret(record, OPERATOR_NAMESPACE).metadata.resource_version)
 
     def drift_checks_after(count: int) -> int:
         return eventually(lambda: (n := dev_requests(dev_server).get(drift_reads, 0)) >= count and n,
@@ -382,7 +396,8 @@ def test_operator_killed_mid_reconcile_leaves_no_duplicate(kube: Kube, operator:
     before = dev_clients(dev_server)
     kube.oauth_client(dev_tenant, "crash", {"serverRef": {"name": "dev"}, **M2M, "rotation": {"gracePeriod": "2s"}})
     # Killed as soon as the registration is persisted, before the app Secret or status may exist.
-    eventually(lambda: kube.read_secret(dev_tenant, "crash-clientreg-record"), "record persisted", interval=0.02)
+    eventually(lambda: kube.read_secret(OPERATOR_NAMESPACE, record_name(kube, dev_tenant, "crash")),
+               "record persisted", interval=0.02)
     operator.kill()
     operator.start()
     body = kube.wait_ready(dev_tenant, "crash")
@@ -400,6 +415,70 @@ def test_operator_killed_mid_reconcile_leaves_no_duplicate(kube: Kube, operator:
     creds = eventually(lambda: (c := kube.read_secret(dev_tenant, "crash-oauth")) and
                        c["client_id"] == new_id and c, "Secret with the new client")
     assert token_works(creds)
+
+
+def test_an_upgrade_moves_the_record_out_of_the_tenant_namespace(kube: Kube, operator: OperatorProcess,
+                                                                 dev_tenant: str, dev_server: Any,
+                                                                 eventually: Any) -> None:
+    """A record where operators before issue 11 kept it (``<name>-clientreg-record`` in the tenant's namespace,
+    owned by the OAuthClient) moves to the operator's namespace on the first reconcile, with the chart's RBAC."""
+    kube.oauth_client(dev_tenant, "old", {"serverRef": {"name": "dev"}, **M2M})
+    body = kube.wait_ready(dev_tenant, "old")
+    client_id, uid = body["status"]["clientId"], body["metadata"]["uid"]
+    record, legacy = record_name(kube, dev_tenant, "old"), "old-clientreg-record"
+    core = client.CoreV1Api(kube.api)
+    operator.stop()
+    try:
+        data = core.read_namespaced_secret(record, OPERATOR_NAMESPACE).data
+        core.patch_namespaced_secret(record, OPERATOR_NAMESPACE, {"metadata": {"finalizers": None}})
+        core.delete_namespaced_secret(record, OPERATOR_NAMESPACE)
+        core.create_namespaced_secret(dev_tenant, client.V1Secret(
+            type="clientreg.dev/registration-record", data=data, metadata=client.V1ObjectMeta(
+                name=legacy, finalizers=["clientreg.dev/record"],
+                labels={"app.kubernetes.io/managed-by": "clientreg-operator", "clientreg.dev/role": "record",
+                        "clientreg.dev/oauthclient": "old"},
+                owner_references=[client.V1OwnerReference(api_version=f"{GROUP}/{VERSION}", kind="OAuthClient",
+                                                          name="old", uid=uid, controller=True,
+                                                          block_owner_deletion=True)])))
+    finally:
+        operator.start()
+    eventually(lambda: kube.read_secret(dev_tenant, legacy) is None, "old-place record released and deleted")
+    moved = kube.read_secret(OPERATOR_NAMESPACE, record)
+    assert moved is not None and json.loads(moved["record.json"])["client_id"] == client_id
+    assert eventually(lambda: [e for e in kube.events(dev_tenant, "old") if e.reason == "RecordMoved"],
+                      "RecordMoved event")
+    assert kube.wait_ready(dev_tenant, "old")["status"]["clientId"] == client_id
+    assert client_id in dev_clients(dev_server)
+    tenant_secrets = core.list_namespaced_secret(dev_tenant).items
+    assert not [s.metadata.name for s in tenant_secrets if "record.json" in (s.data or {})]
+
+
+def test_a_stolen_token_cannot_keep_a_replaced_client_alive_unnoticed(kube: Kube, operator: OperatorProcess,
+                                                                        dev_tenant: str, dev_server: Any,
+                                                                        eventually: Any) -> None:
+    """Someone holding the registration access token PUTs a change (the dev AS, like oidc-provider, issues
+    a new token on every PUT): clientreg replaces the client and the old one's DELETE gets 401. It is kept,
+    reported by a Warning naming it, and not taken for gone."""
+    kube.oauth_client(dev_tenant, "victim", {"serverRef": {"name": "dev"}, **M2M})
+    old_id = kube.wait_ready(dev_tenant, "victim")["status"]["clientId"]
+    stolen = record_of(kube, dev_tenant, "victim")
+    assert stolen.registration_client_uri and stolen.registration_access_token
+    with HttpClient() as http:
+        current = rfc7592.read(http, stolen.registration_client_uri, stolen.registration_access_token)
+        rfc7592.update(http, stolen.registration_client_uri, stolen.registration_access_token, old_id,
+                       {**current.metadata, "client_name": "changed with a stolen token"})
+    warning = eventually(lambda: next((e for e in kube.events(dev_tenant, "victim")
+                                       if e.reason == "RetiringClientDeleteRefused"), None),
+                         "RetiringClientDeleteRefused Warning", timeout=90)
+    assert warning.type == "Warning" and old_id in warning.message
+    assert stolen.registration_access_token.get_secret_value() not in warning.message
+    body = kube.get_client(dev_tenant, "victim")
+    assert body is not None and body["status"]["clientId"] != old_id
+    assert [r["clientId"] for r in body["status"]["retiring"]] == [old_id]
+    assert old_id in dev_clients(dev_server), "still at the AS: a person must look, and the status says so"
+    assert any(r.client_id == old_id and r.delete_refusals for r in record_of(kube, dev_tenant, "victim").retiring)
+    kube.patch_client(dev_tenant, "victim", {"spec": {"deletionPolicy": "Orphan"}})
+    kube.delete_client(dev_tenant, "victim")
 
 
 def test_metrics_and_logs(kube: Kube, operator: OperatorProcess, dev_tenant: str) -> None:

@@ -140,7 +140,11 @@ class Stack:
 
     def secrets(self, role: str) -> dict[str, dict[str, str]]:
         """The operator's Secrets of one role (``record`` or ``credentials``), by OAuthClient name, decoded."""
-        found = self.core.list_namespaced_secret(self.namespace, label_selector=f"clientreg.dev/role={role}")
+        # Records live in the operator's namespace, labelled with their OAuthClient's namespace.
+        found = (self.core.list_namespaced_secret(self.namespace, label_selector=f"clientreg.dev/role={role}")
+                 if role != "record" else self.core.list_namespaced_secret(
+                     OPERATOR_NAMESPACE, label_selector=f"clientreg.dev/role=record,"
+                                                        f"clientreg.dev/oauthclient-namespace={self.namespace}"))
         return {s.metadata.labels["clientreg.dev/oauthclient"]:
                 {k: base64.b64decode(v).decode() for k, v in (s.data or {}).items()} for s in found.items}
 

@@ -80,6 +80,7 @@ class OperatorProcess:
         scope = ["--namespace", ",".join(self.namespaces)] if self.namespaces else ["--all-namespaces"]
         argv = [sys.executable, "-m", "clientreg_operator.cli", "run", *scope,
                 "--kubeconfig", str(self.kubeconfig), "--cluster-resource-namespace", OPERATOR_NAMESPACE,
+                "--records-namespace", OPERATOR_NAMESPACE,  # as the chart passes the release namespace
                 "--lease-namespace", OPERATOR_NAMESPACE, "--lease-duration", "4s", "--identity", self.identity,
                 # Short intervals keep the suite fast; behaviour is asserted, never timing.
                 "--drift-check-interval", "3s",

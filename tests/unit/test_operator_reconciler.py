@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from clientreg_operator.cluster import Body, Conflict
 from clientreg_operator.connections import Connections
-from clientreg_operator.conventions import RECORD_FINALIZER, ROTATE_ANNOTATION, record_secret_name
+from clientreg_operator.conventions import RECORD_FINALIZER, ROTATE_ANNOTATION
 from clientreg_operator.metrics import Metrics
 from clientreg_operator.reconciler import Reconciler
 from clientreg_operator.secrets import decode, read_record
@@ -24,6 +24,8 @@ from clientreg_operator.status import status_patch
 from support.fake_as import ISSUER, FakeAS
 
 NS = "tenant-a"
+#: The operator's own namespace, where record Secrets (registration access tokens) live.
+RECORDS = "clientreg-system"
 
 
 class FakeCluster:
@@ -79,7 +81,9 @@ class FakeCluster:
         return copy.deepcopy(found) if found else None
 
     def list_secrets(self, namespace: str, label_selector: str) -> list[Body]:
-        return [copy.deepcopy(b) for (k, ns, _), b in self.objects.items() if k == "Secret" and ns == namespace]
+        wanted = dict(term.split("=", 1) for term in label_selector.split(",") if term)
+        return [copy.deepcopy(b) for (k, ns, _), b in self.objects.items() if k == "Secret" and ns == namespace
+                and all((b["metadata"].get("labels") or {}).get(key) == value for key, value in wanted.items())]
 
     def create_secret(self, namespace: str, body: Body) -> Body:
         key = ("Secret", namespace, body["metadata"]["name"])
@@ -190,7 +194,7 @@ class World:
         connections = Connections(self.cluster, cluster_resource_namespace="clientreg",
                                   http_factory=lambda settings, server: self.fake.http())
         self.reconciler = Reconciler(self.cluster, connections, drift_check_interval=600, metrics=self.metrics,
-                                     clock=self.clock)
+                                     clock=self.clock, records_namespace=RECORDS)
 
     def add_client(self, name: str = "billing", annotations: dict[str, str] | None = None, **spec: Any) -> None:
         base: dict[str, Any] = {"serverRef": {"name": "as"}, "clientName": "Billing",
@@ -207,8 +211,12 @@ class World:
     def credentials(self, name: str = "billing-oauth") -> dict[str, str]:
         return decode(self.cluster.secret(name))
 
+    def record_secret(self, client: str = "billing") -> Body | None:
+        uid = self.cluster.client(client)["metadata"]["uid"]
+        return self.cluster.secret(f"clientreg-record-{uid}", RECORDS)
+
     def record(self, client: str = "billing") -> Any:
-        return read_record(self.cluster.secret(record_secret_name(client)))
+        return read_record(self.record_secret(client))
 
     def condition(self, type_: str = "Ready", client: str = "billing") -> dict[str, Any]:
         return next(c for c in self.cluster.client(client)["status"]["conditions"] if c["type"] == type_)
@@ -228,7 +236,7 @@ def test_create_publishes_credentials_record_status_and_an_event() -> None:
     assert app["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "clientreg-operator"
     # The RAT lives only in the operator's record Secret, which a finalizer protects.
     assert "registration_access_token" not in json.dumps(creds)
-    record_secret = w.cluster.secret("billing-clientreg-record")
+    record_secret = w.record_secret()
     assert record_secret is not None and RECORD_FINALIZER in record_secret["metadata"]["finalizers"]
     assert w.record().registration_access_token is not None
     ready = w.condition("Ready")
@@ -341,7 +349,7 @@ def test_deletion_deletes_the_client_and_releases_the_record() -> None:
     result = w.reconcile()
     assert result.finished
     assert client_id not in w.fake.clients
-    assert w.cluster.secret("billing-clientreg-record") is None
+    assert w.cluster.secret("clientreg-record-uid-OAuthClient-billing", RECORDS) is None
 
 
 def test_orphan_policy_keeps_the_client() -> None:
@@ -352,7 +360,7 @@ def test_orphan_policy_keeps_the_client() -> None:
     w.cluster.client()["metadata"]["deletionTimestamp"] = "2026-11-28T12:05:00Z"
     assert w.reconcile().finished
     assert client_id in w.fake.clients
-    assert w.cluster.secret("billing-clientreg-record") is None
+    assert w.cluster.secret("clientreg-record-uid-OAuthClient-billing", RECORDS) is None
 
 
 def test_missing_initial_access_token_waits_and_registers_nothing() -> None:
@@ -450,10 +458,10 @@ def test_a_deleted_record_secret_is_written_anew() -> None:
     w.add_client()
     w.reconcile()
     rat = w.record().registration_access_token
-    w.cluster.delete_secret(NS, "billing-clientreg-record")  # held by the finalizer
-    assert w.cluster.secret("billing-clientreg-record") is not None
+    w.cluster.delete_secret(RECORDS, "clientreg-record-uid-OAuthClient-billing")  # held by the finalizer
+    assert w.record_secret() is not None
     w.reconcile()
-    secret = w.cluster.secret("billing-clientreg-record")
+    secret = w.record_secret()
     assert secret is not None and not secret["metadata"].get("deletionTimestamp")
     assert w.record().registration_access_token == rat
     assert len(w.fake.clients) == 1
@@ -510,11 +518,12 @@ def test_server_status_waits_for_its_token_then_is_ready() -> None:
     assert cluster.writes["server-status"] == 2
 
 
-def test_a_record_left_by_another_client_stops_before_registering() -> None:
+def test_a_record_naming_another_client_stops_before_registering() -> None:
     w = World()
     stale = {"apiVersion": "v1", "kind": "Secret", "type": "clientreg.dev/registration-record",
-             "metadata": {"name": "billing-clientreg-record", "namespace": NS,
-                          "ownerReferences": [{"uid": "someone-else", "controller": True}]},
+             "metadata": {"name": "clientreg-record-uid-OAuthClient-billing", "namespace": RECORDS,
+                          "labels": {"app.kubernetes.io/managed-by": "clientreg-operator"},
+                          "annotations": {"clientreg.dev/oauthclient": "tenant-b/billing"}},
              "data": {}}
     w.cluster.put("Secret", stale)
     w.add_client()
@@ -564,7 +573,7 @@ def test_a_record_write_waits_out_an_api_server_restart_instead_of_orphaning_the
     failures = [ApiException(status=503, reason="restarting"), ApiException(status=403, reason="warming up")]
 
     def flaky_create(namespace: str, body: Body) -> Body:
-        if body["metadata"]["name"] == "billing-clientreg-record" and failures:
+        if body["metadata"]["name"].startswith("clientreg-record-") and failures:
             raise failures.pop(0)
         return create(namespace, body)
 
