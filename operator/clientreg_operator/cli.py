@@ -11,6 +11,7 @@ from pathlib import Path
 from clientreg.ssrf import AddressPolicy
 
 from .config import OperatorConfig, parse_interval
+from .documents import HostBinding
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -95,8 +96,18 @@ def _run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         address_policy=AddressPolicy(allow_loopback=args.allow_loopback_servers,
                                      allow_private=args.allow_private_servers),
+        records_namespace=args.records_namespace or args.cluster_resource_namespace,
+        document_hosts=tuple(args.document_host),
+        document_sync_interval=parse_interval(args.document_sync_interval),
     )
     return run(cfg)
+
+
+def _host_binding(text: str) -> HostBinding:
+    try:
+        return HostBinding.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-loopback-servers", action="store_true",
                      help="TESTING ONLY: let authorization servers resolve to loopback addresses (an operator "
                           "run as a local process against a local AS)")
+    run.add_argument("--records-namespace", default=env("POD_NAMESPACE", ""),
+                     help="where the record Secrets live (default: $POD_NAMESPACE, else the cluster resource "
+                          "namespace); every replica serves published documents from them")
+    run.add_argument("--document-host", action="append", default=[], type=_host_binding,
+                     metavar="NAMESPACE=PATTERN",
+                     help="serve published documents (CIMD, JWKS) at hosts matching PATTERN ('*.example.com' or "
+                          "a host) only to OAuthClients of NAMESPACE (repeatable; a host bound to several "
+                          "namespaces is shared by them). Unbound hosts go to their oldest claimant's namespace")
+    run.add_argument("--document-sync-interval", default="5s",
+                     help="how often each replica lists the record Secrets to refresh what it serves (default 5s)")
     run.set_defaults(handler=_run)
 
     rotate = sub.add_parser("rotate", help="ask the operator to rotate a client's credentials now")

@@ -9,6 +9,8 @@ from clientreg.durations import parse_duration
 from clientreg.resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE
 from clientreg.ssrf import AddressPolicy
 
+from .documents import HostBinding
+
 #: Loopback is the operator's own Pod, so only tests (the operator run as a local process) allow it; private
 #: addresses stay allowed because in-cluster servers live on them. Link-local (metadata) is always refused.
 DEFAULT_ADDRESS_POLICY = AddressPolicy(allow_loopback=False, allow_private=True)
@@ -48,6 +50,12 @@ class OperatorConfig:
     workers: int = 8
     #: Which addresses (Cluster)AuthorizationServers may resolve to.
     address_policy: AddressPolicy = DEFAULT_ADDRESS_POLICY
+    #: Where the record Secrets live (the operator's own namespace); every replica serves documents from them.
+    records_namespace: str = DEFAULT_CLUSTER_RESOURCE_NAMESPACE
+    #: Platform-given hosts of published documents: NAMESPACE=PATTERN (see documents.py for the rule).
+    document_hosts: tuple[HostBinding, ...] = ()
+    #: Seconds between two lists of the record Secrets (each replica's document index).
+    document_sync_interval: float = 5.0
 
     @property
     def clusterwide(self) -> bool:

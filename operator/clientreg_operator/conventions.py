@@ -39,6 +39,13 @@ ROLE_RECORD = "record"
 CLIENT_LABEL = f"{GROUP}/oauthclient"
 
 RECORD_SECRET_TYPE = f"{GROUP}/registration-record"
+#: On a record Secret: the OAuthClient it belongs to (``<namespace>/<name>``), its UID and creationTimestamp.
+#: The record feed of every replica reads them to serve documents and to order claimants by age.
+OAUTHCLIENT_ANNOTATION = f"{GROUP}/oauthclient"
+OAUTHCLIENT_UID_ANNOTATION = f"{GROUP}/oauthclient-uid"
+OAUTHCLIENT_CREATED_ANNOTATION = f"{GROUP}/oauthclient-created"
+#: Record Secrets in the records namespace are named ``clientreg-record-<OAuthClient uid>``.
+RECORD_SECRET_PREFIX = "clientreg-record-"
 RECORD_KEY = "record.json"
 
 FIELD_MANAGER = "clientreg-operator"

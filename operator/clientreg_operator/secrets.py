@@ -24,6 +24,9 @@ from .conventions import (
     CLIENT_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    OAUTHCLIENT_ANNOTATION,
+    OAUTHCLIENT_CREATED_ANNOTATION,
+    OAUTHCLIENT_UID_ANNOTATION,
     RECORD_FINALIZER,
     RECORD_KEY,
     RECORD_SECRET_TYPE,
@@ -136,9 +139,20 @@ def render_record(record: RegistrationRecord, *, name: str, namespace: str, clie
                                       "OAuthClient; workloads never need it. Deleting it orphans the client."}}
     if owner is not None:
         metadata["ownerReferences"] = [owner_reference(owner)]
+        # Which OAuthClient, and how old: every replica's record feed orders document claimants by it.
+        metadata["annotations"].update(_owner_annotations(owner))
     payload = json.dumps(record.to_storage(), sort_keys=True, separators=(",", ":"))
     return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": RECORD_SECRET_TYPE,
             "data": encode({RECORD_KEY: payload})}
+
+
+def _owner_annotations(owner: Body) -> dict[str, str]:
+    meta = owner["metadata"]
+    out = {OAUTHCLIENT_ANNOTATION: f"{meta.get('namespace', '')}/{meta['name']}",
+           OAUTHCLIENT_UID_ANNOTATION: str(meta["uid"])}
+    if meta.get("creationTimestamp"):
+        out[OAUTHCLIENT_CREATED_ANNOTATION] = str(meta["creationTimestamp"])
+    return out
 
 
 def read_record(secret: Body | None) -> RegistrationRecord | None:
