@@ -198,7 +198,7 @@ class DocumentIndex:
         with self._lock:
             old = self._claims.get((namespace, name))
             self._claims[(namespace, name)] = (new, time.monotonic())
-            if old is None or old[0] != new:
+            if (old[0] if old is not None else None) != new:  # most reconciles change nothing here
                 self._resolved = None
 
     def drop(self, namespace: str, name: str) -> None:
