@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 from .drift import same
 from .errors import ConfigurationError
+from .jwks import check_public
 from .record import RegistrationRecord
 
 __all__ = ["differences", "documents", "render", "static_path", "write_tree"]
@@ -48,7 +49,11 @@ def documents(record: RegistrationRecord | None) -> dict[str, dict[str, Any]]:
 
 
 def render(document: Mapping[str, Any]) -> bytes:
-    """Stable bytes (sorted keys) so that re-publishing an unchanged document changes no file."""
+    """Stable bytes (sorted keys) so that re-publishing an unchanged document changes no file.
+
+    Refuses (ConfigurationError) a document holding a private or symmetric JWK anywhere: the models refuse
+    one in ``spec.jwks`` already, and this keeps a record written before that check from ever serving it."""
+    check_public(document, what="the published document")
     return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 

@@ -28,6 +28,7 @@ from pydantic.alias_generators import to_camel
 from .durations import parse_duration
 from .errors import ConfigurationError, redact
 from .http import is_loopback_host
+from .jwks import PublicJwks
 from .names import (
     SUBDOMAIN,
     Annotations,
@@ -55,8 +56,7 @@ _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")  # RFC 6749 §3.3 scop
 
 class _Model(BaseModel):
     # camelCase on the wire of the YAML/CRD, snake_case in Python (and in Pulumi): both accepted.
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
-                              frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
 # --- small validators ----------------------------------------------------------------------------
@@ -270,8 +270,7 @@ WIRE_NAMES: dict[str, str] = {
 }
 
 #: Wire fields whose value is a set on the wire (order carries no meaning).
-SET_VALUED = frozenset({"grant_types", "response_types", "redirect_uris", "contacts",
-                        "post_logout_redirect_uris"})
+SET_VALUED = frozenset({"grant_types", "response_types", "redirect_uris", "contacts", "post_logout_redirect_uris"})
 
 
 class OAuthClientSpec(_Model):
@@ -294,7 +293,7 @@ class OAuthClientSpec(_Model):
     tos_uri: WebUrl | None = None
     policy_uri: WebUrl | None = None
     jwks_uri: WebUrl | None = None
-    jwks: dict[str, Any] | None = None
+    jwks: PublicJwks | None = None
     software_id: ShortText | None = None
     software_version: ShortText | None = None
     post_logout_redirect_uris: list[RedirectUri] | None = None
@@ -476,6 +475,8 @@ def validation_message(exc: ValidationError) -> tuple[str, str]:
         msg = "required field is missing"
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
+    if msg.startswith((".", "[")) and ": " in msg:  # a validator naming a member below the field (jwks.py)
+        loc, msg = loc + msg.split(": ", 1)[0], msg.split(": ", 1)[1]
     more = len(exc.errors()) - 1
     if more:
         msg += f" (and {more} more problem{'s' if more > 1 else ''})"
@@ -492,8 +493,7 @@ def _shown(value: Any) -> str:
 def parse_document(data: Any, *, source: str | None = None) -> Document:
     """Validate one decoded document, raising ConfigurationError that names the field and the rule."""
     if not isinstance(data, dict):
-        raise ConfigurationError("a document must be a mapping with apiVersion, kind, metadata and spec",
-                                 source=source)
+        raise ConfigurationError("a document must be a mapping with apiVersion, kind, metadata and spec", source=source)
     kind = data.get("kind")
     name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
     # Only a known kind and a valid name make a label: anything else could hold anything (a YAML alias bomb,

@@ -12,6 +12,7 @@ from pathlib import Path
 from clientreg.ssrf import AddressPolicy
 
 from .config import OperatorConfig, ServerAddressPolicies, parse_interval
+from .documents import HostBinding
 
 #: A namespace name: an RFC 1123 label.
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -107,8 +108,17 @@ def _run(args: argparse.Namespace) -> int:
             cluster=AddressPolicy(allow_loopback=args.allow_loopback_servers, allow_private=args.allow_private_servers),
             namespaced=AddressPolicy(allow_loopback=args.allow_loopback_servers,
                                      allow_private=args.allow_private_namespaced_servers)),
+        document_hosts=tuple(args.document_host),
+        document_sync_interval=parse_interval(args.document_sync_interval),
     )
     return run(cfg)
+
+
+def _host_binding(text: str) -> HostBinding:
+    try:
+        return HostBinding.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-loopback-servers", action="store_true",
                      help="TESTING ONLY: let authorization servers of both kinds resolve to loopback addresses (an "
                           "operator run as a local process against a local AS)")
+    run.add_argument("--document-host", action="append", default=[], type=_host_binding,
+                     metavar="NAMESPACE=PATTERN",
+                     help="serve published documents (CIMD, JWKS) at hosts matching PATTERN ('*.example.com' or "
+                          "a host) only to OAuthClients of NAMESPACE (repeatable; a host bound to several "
+                          "namespaces is shared by them). Unbound hosts go to their oldest claimant's namespace")
+    run.add_argument("--document-sync-interval", default="5s",
+                     help="how often each replica lists the record Secrets to refresh what it serves (default 5s)")
     run.set_defaults(handler=_run)
 
     rotate = sub.add_parser("rotate", help="ask the operator to rotate a client's credentials now")

@@ -9,6 +9,8 @@ from clientreg.durations import parse_duration
 from clientreg.resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE
 from clientreg.ssrf import AddressPolicy
 
+from .documents import HostBinding
+
 #: ClusterAuthorizationServers are written by the platform team: in-cluster servers on private addresses are
 #: normal. Loopback is the operator's own Pod, so only tests (the operator run as a local process) allow it.
 DEFAULT_CLUSTER_ADDRESS_POLICY = AddressPolicy(allow_loopback=False, allow_private=True)
@@ -70,6 +72,10 @@ class OperatorConfig:
     workers: int = 8
     #: Which addresses ClusterAuthorizationServers and AuthorizationServers may resolve to.
     address_policies: ServerAddressPolicies = DEFAULT_ADDRESS_POLICIES
+    #: Platform-given hosts of published documents: NAMESPACE=PATTERN (see documents.py for the rule).
+    document_hosts: tuple[HostBinding, ...] = ()
+    #: Seconds between two lists of the record Secrets (each replica's document index).
+    document_sync_interval: float = 5.0
 
     @property
     def clusterwide(self) -> bool:

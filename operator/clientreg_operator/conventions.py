@@ -43,6 +43,10 @@ CLIENT_NAMESPACE_LABEL = f"{GROUP}/oauthclient-namespace"
 CLIENT_ANNOTATION = f"{GROUP}/oauthclient"
 
 RECORD_SECRET_TYPE = f"{GROUP}/registration-record"
+#: On a record Secret, beside CLIENT_ANNOTATION: its OAuthClient's UID and creationTimestamp. The record
+#: feed of every replica reads them to serve documents and to order claimants by age.
+OAUTHCLIENT_UID_ANNOTATION = f"{GROUP}/oauthclient-uid"
+OAUTHCLIENT_CREATED_ANNOTATION = f"{GROUP}/oauthclient-created"
 RECORD_KEY = "record.json"
 
 FIELD_MANAGER = "clientreg-operator"

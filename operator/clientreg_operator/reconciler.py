@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from clientreg import engine, publish, ssrf
@@ -30,7 +31,7 @@ from . import status as st
 from .cluster import Body, Cluster, unavailable
 from .connections import Connections
 from .conventions import ROTATE_ANNOTATION
-from .documents import DocumentIndex
+from .documents import DocumentIndex, DocumentNotServed
 from .metrics import Metrics
 from .records import RecordStore
 from .secrets import SecretConflict, SecretWriter, is_owned_by, read_record, render_credentials
@@ -38,6 +39,8 @@ from .secrets import SecretConflict, SecretWriter, is_owned_by, read_record, ren
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+#: Errors after which the client does not work even though it is registered.
+_UNUSABLE = (SecretConflict, DocumentNotServed)
 _MIN_REQUEUE = 1.0
 #: How long a write of the record Secret is retried while the API server is unavailable (restarting,
 #: overloaded): until it is written, a registration the AS just answered exists only in this process.
@@ -84,8 +87,7 @@ class Reconciler:
         self.drift_check_interval = drift_check_interval
         self.metrics = metrics or Metrics()
         self.clock = clock
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self._failures: dict[tuple[str, str], int] = {}
         #: What the endpoints server publishes (CIMD, JWKS at jwks_uri); None: not served by this operator.
         self.documents = documents
@@ -126,7 +128,7 @@ class Reconciler:
         record = read_record(record_secret)
         if record is None:
             return self.reconcile(namespace, name)
-        self._serve_documents(namespace, name, record)
+        self._serve_documents(namespace, name, record, body)
         try:
             restored = self._publish(body, client, record)
         except SecretConflict:
@@ -174,7 +176,7 @@ class Reconciler:
             else:
                 self._persist(lambda: self.records.save(body, new))
             latest[0] = new
-            self._serve_documents(namespace, name, None if deleting else new)
+            self._serve_documents(namespace, name, None if deleting else new, body)
 
         desired = Desired.from_client(client, deleting=deleting,
                                       rotation_request=(body["metadata"].get("annotations") or {})
@@ -182,7 +184,7 @@ class Reconciler:
         now = self.clock()
         if not deleting:
             # Served before the engine looks at them: an operator that hosts them sees them at once.
-            self._serve_documents(namespace, name, record)
+            self._serve_documents(namespace, name, record, body)
         plan: Plan | None = None
         outcome: Outcome | None = None
         error: ClientregError | None = None
@@ -211,6 +213,8 @@ class Reconciler:
             self._serve_documents(namespace, name, None)
             return Result(finished=True, reason=outcome.reason if outcome else None)
 
+        if error is None and self.documents is not None:  # another client holds its document's host or path
+            error = self.documents.refusal(namespace, name)
         credentials_were = _credentials_of(body)
         if record is not None:
             try:
@@ -266,9 +270,9 @@ class Reconciler:
                 self.cluster.delete_secret(namespace, previous)
         return written
 
-    def _serve_documents(self, namespace: str, name: str, record: RegistrationRecord | None) -> None:
-        if self.documents is not None:
-            self.documents.put(namespace, name, publish.documents(record))
+    def _serve_documents(self, ns: str, name: str, record: RegistrationRecord | None, body: Body | None = None) -> None:
+        if self.documents is not None:  # body: the OAuthClient, whose age orders claimants of a document path
+            self.documents.put(ns, name, publish.documents(record), owner=body)
 
     def _failed(self, body: Body, client: OAuthClient, record: RegistrationRecord | None, error: ClientregError,
                 outcome: Outcome | None = None) -> Result:
@@ -311,7 +315,7 @@ class Reconciler:
         previous = old.get("conditions") or []
         generation = meta.get("generation")
         expires = record.expires_at() if record else None
-        refused = isinstance(error, SecretConflict | NamespaceNotAllowed)  # not for use, whatever the Secret holds
+        refused = isinstance(error, (*_UNUSABLE, NamespaceNotAllowed))  # not for use, whatever the Secret holds
         usable = record is not None and (expires is None or expires > now) and not refused
         # The AS reads the client (CIMD) or its keys (jwks_uri) from the web: not usable until served.
         unpublished = error is None and outcome is not None and outcome.reason == Reason.DOCUMENT_NOT_PUBLISHED
@@ -334,12 +338,9 @@ class Reconciler:
         if record is not None and not usable and expires is not None and expires <= now and error is None:
             reason, message = "SecretExpired", f"the client secret expired at {st.rfc3339(expires)}"
         ready_status: st.ConditionStatus = "True" if usable and not unpublished else "False"
-        conditions = [
-            st.condition(st.READY, ready_status, str(reason), message, generation=generation, previous=previous,
-                         now=now),
-            st.condition(st.SYNCED, synced[0], str(synced[1]), synced[2], generation=generation, previous=previous,
-                         now=now),
-        ]
+        condition = partial(st.condition, generation=generation, previous=previous, now=now)
+        conditions = [condition(st.READY, ready_status, str(reason), message),
+                      condition(st.SYNCED, synced[0], str(synced[1]), synced[2])]
         next_rotation = None
         if record is not None and client is not None:
             desired = Desired.from_client(client)

@@ -88,7 +88,7 @@ class RecordStore:
     def render(self, record: RegistrationRecord, body: Body) -> Body:
         meta = body["metadata"]
         return render_record(record, name=self.name(body), namespace=self.namespace, client_name=meta["name"],
-                             client_namespace=meta["namespace"])
+                             client_namespace=meta["namespace"], owner=body)
 
     def get(self, body: Body) -> Body | None:
         """The record Secret of ``body`` in the records namespace, if it is there and really its own."""

@@ -15,6 +15,7 @@ from . import logs
 from .cluster import KubeCluster
 from .config import OperatorConfig
 from .connections import Connections
+from .docfeed import RecordFeed
 from .documents import DocumentIndex
 from .endpoints import Health, serve
 from .handlers import register, settings_for, watch_streams_for
@@ -29,6 +30,8 @@ log = logging.getLogger("clientreg_operator")
 EXIT_LOST_LEASE = 3
 #: Seconds between two sweeps of the records namespace.
 SWEEP_INTERVAL = 3600.0
+#: Seconds a starting replica waits for its first list of the record Secrets before it says it is ready.
+FIRST_LIST_PATIENCE = 10.0
 
 
 def _api_client(cfg: OperatorConfig) -> k8s.ApiClient:
@@ -57,7 +60,7 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
             loop.add_signal_handler(sig, stop.set)
     metrics = Metrics()
     health = Health()
-    documents = DocumentIndex()
+    documents = DocumentIndex(cfg.document_hosts)
     servers = []
     if cfg.probe_address:
         servers.append(await serve(cfg.probe_address, health=health))
@@ -65,12 +68,20 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
         servers.append(await serve(cfg.metrics_address, metrics=metrics, documents=documents))
     heartbeat = asyncio.create_task(_heartbeat(health, stop))
     api = _api_client(cfg)
+    # Every replica, before and whatever the election: the Service balances document fetches over all of them.
+    record_feed = RecordFeed(KubeCluster(api), documents, namespace=cfg.records_namespace,
+                             interval=cfg.document_sync_interval)
+    feed = asyncio.create_task(record_feed.run(stop))
     elector: LeaseElector | None = None
     holding: asyncio.Task[bool] | None = None
     lost = False
     runtime: Runtime | None = None
     sweeping: asyncio.Task[None] | None = None
     try:
+        # Ready once the documents are listed (or a while later when the API server is away): a replica that
+        # joins the Service must not answer 404 for documents the others serve.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(record_feed.listed.wait(), FIRST_LIST_PATIENCE)
         health.ready = True
         if cfg.leader_election:
             elector = LeaseElector(api, namespace=cfg.lease_namespace, name=cfg.lease_name, identity=cfg.identity,
@@ -109,6 +120,9 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
         heartbeat.cancel()
         if sweeping is not None:
             sweeping.cancel()
+        feed.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feed
         if holding is not None:
             with contextlib.suppress(Exception):
                 lost = lost or not await holding

@@ -26,6 +26,8 @@ from .conventions import (
     CLIENT_NAMESPACE_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    OAUTHCLIENT_CREATED_ANNOTATION,
+    OAUTHCLIENT_UID_ANNOTATION,
     RECORD_FINALIZER,
     RECORD_KEY,
     RECORD_SECRET_TYPE,
@@ -131,7 +133,7 @@ def render_credentials(record: RegistrationRecord, template: SecretTemplate | No
 
 
 def render_record(record: RegistrationRecord, *, name: str, namespace: str, client_name: str,
-                  client_namespace: str) -> Body:
+                  client_namespace: str, owner: Body | None = None) -> Body:
     """The record Secret (see :mod:`clientreg_operator.records`): in the records namespace, naming its
     OAuthClient by labels and an annotation (no ownerReference can cross namespaces)."""
     labels = _labels(client_name, ROLE_RECORD, {CLIENT_NAMESPACE_LABEL: client_namespace})
@@ -139,9 +141,21 @@ def render_record(record: RegistrationRecord, *, name: str, namespace: str, clie
                       "annotations": {CLIENT_ANNOTATION: f"{client_namespace}/{client_name}",
                                       "clientreg.dev/note": "Registration access token and state of an "
                                       "OAuthClient; workloads never need it. Deleting it orphans the client."}}
+    if owner is not None:
+        # Which OAuthClient, and how old: every replica's record feed orders document claimants by it.
+        metadata["annotations"].update(_owner_annotations(owner))
     payload = json.dumps(record.to_storage(), sort_keys=True, separators=(",", ":"))
     return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": RECORD_SECRET_TYPE,
             "data": encode({RECORD_KEY: payload})}
+
+
+def _owner_annotations(owner: Body) -> dict[str, str]:
+    meta = owner["metadata"]
+    out = {CLIENT_ANNOTATION: f"{meta.get('namespace', '')}/{meta['name']}",
+           OAUTHCLIENT_UID_ANNOTATION: str(meta["uid"])}
+    if meta.get("creationTimestamp"):
+        out[OAUTHCLIENT_CREATED_ANNOTATION] = str(meta["creationTimestamp"])
+    return out
 
 
 def read_record(secret: Body | None) -> RegistrationRecord | None:

@@ -230,6 +230,7 @@ def problems(props: Mapping[str, Any]) -> list[tuple[str, str]]:
                 argument = re.split(r"[\[.]", where or _guess_argument(error["msg"]), maxsplit=1)[0]
                 # The engine shows the argument's whole value; the rule says which item is wrong.
                 rule = _rule(error) if where in (None, argument) else f"{where}: {_rule(error)}"
+                rule = f"{where}{rule}" if rule.startswith((".", "[")) else rule  # a member below it (jwks)
                 found.append((argument, rule))
     adopt = [name for name in ADOPT_ARGS if props.get(name)]
     if adopt and len(adopt) != len(ADOPT_ARGS):

@@ -143,14 +143,17 @@ def test_cimd_document_is_served_then_withdrawn_with_the_client() -> None:
     assert index.get(path) is None
 
 
-def test_a_path_two_clients_claim_differently_is_served_to_neither() -> None:
+def test_a_path_two_clients_claim_differently_stays_with_the_older_one() -> None:
     index = DocumentIndex()
-    index.put(NS, "a", {JWKS_URL: {"keys": [{"kid": "a"}]}})
-    assert index.get("keys.example.com/billing/jwks.json") is not None
-    index.put("other", "b", {JWKS_URL: {"keys": [{"kid": "b"}]}})
-    assert index.get("keys.example.com/billing/jwks.json") is None
-    index.drop("other", "b")
-    assert index.get("keys.example.com/billing/jwks.json") is not None
+    older = {"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z", "uid": "u-a"}}
+    newer = {"metadata": {"creationTimestamp": "2026-02-01T00:00:00Z", "uid": "u-b"}}
+    index.put(NS, "b", {JWKS_URL: {"keys": [{"kid": "b"}]}}, owner=newer)
+    index.put(NS, "a", {JWKS_URL: {"keys": [{"kid": "a"}]}}, owner=older)
+    assert json.loads(index.get("keys.example.com/billing/jwks.json") or b"null") == {"keys": [{"kid": "a"}]}
+    refused = index.refusal(NS, "b")
+    assert refused is not None and refused.reason == "DocumentPathTaken" and index.refusal(NS, "a") is None
+    index.drop(NS, "a")
+    assert json.loads(index.get("keys.example.com/billing/jwks.json") or b"null") == {"keys": [{"kid": "b"}]}
 
 
 def test_the_endpoint_serves_json_and_404s_everything_else() -> None:
