@@ -46,6 +46,9 @@ class OperatorConfig:
     backoff_max: float = 300.0
     #: Reconciles running at once in this process (each AS's maxConcurrency still applies).
     workers: int = 8
+    #: Watch the credentials Secrets (label-selected) and restore a changed one at once. False: no list/watch
+    #: on Secrets is needed; the next full reconcile (drift check) restores it.
+    watch_credentials: bool = True
     #: Which addresses (Cluster)AuthorizationServers may resolve to.
     address_policy: AddressPolicy = DEFAULT_ADDRESS_POLICY
 

@@ -90,7 +90,8 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
         registry = kopf.OperatorRegistry()
         register(registry, runtime, label_selector=cfg.label_selector,
                  cluster_resource_namespace=cfg.cluster_resource_namespace, address_policy=cfg.address_policy,
-                 watch_streams=watch_streams_for(cfg.namespaces),
+                 watch_streams=watch_streams_for(cfg.namespaces, watch_credentials=cfg.watch_credentials),
+                 watch_credentials=cfg.watch_credentials,
                  client_configuration=api.configuration if cfg.kubeconfig else None)
         log.info("serving %s", "all namespaces" if cfg.clusterwide else ", ".join(cfg.namespaces))
         await kopf.operator(registry=registry, settings=settings_for(label_selector=cfg.label_selector),
