@@ -49,7 +49,8 @@ class Tenant:
             resource_attributes=client.V1ResourceAttributes(verb=verb, resource=resource, group=group,
                                                             namespace=namespace, name=name or None,
                                                             subresource=subresource or None)))
-        return bool(client.AuthorizationV1Api(self.api).create_self_subject_access_review(review).status.allowed)
+        status = client.AuthorizationV1Api(self.api).create_self_subject_access_review(review).status
+        return bool(status is not None and status.allowed)
 
     def secret_values(self) -> list[str]:
         """Every value of every Secret the tenant can list in its own namespace, decoded."""
@@ -75,11 +76,14 @@ def make_tenant(kube: Any, control_plane: Any, namespace: str, recorder: Recorde
     tenant's own clients."""
     rbac = client.RbacAuthorizationV1Api(kube.api)
     kube.namespace(namespace)
-    _create(lambda: kube.core.create_namespaced_service_account(namespace, {"metadata": {"name": "tenant"}}))
-    _create(lambda: rbac.create_namespaced_role(namespace, tenant_role(namespace)))
-    _create(lambda: rbac.create_namespaced_role_binding(namespace, {
+    # Plain dicts: the client serializes them as they are (its typed models would add nothing here).
+    role: Any = tenant_role(namespace)
+    binding: Any = {
         "metadata": {"name": "tenant-admin"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant-admin"},
-        "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": namespace}]}))
+        "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": namespace}]}
+    _create(lambda: kube.core.create_namespaced_service_account(namespace, {"metadata": {"name": "tenant"}}))
+    _create(lambda: rbac.create_namespaced_role(namespace, role))
+    _create(lambda: rbac.create_namespaced_role_binding(namespace, binding))
     path = control_plane.service_account_kubeconfig(namespace, "tenant", folder / f"{namespace}.kubeconfig")
     return Tenant(namespace, path, recorder, kube_class)
