@@ -62,7 +62,7 @@ def test_an_operator_without_the_secret_watch_registers_and_heals_at_the_drift_c
     operator = OperatorProcess(strict_release, operator_logs, identity="strict", namespaces=(SERVED,), extra=(
         "--no-watch-credentials", "--label-selector", f"{SHARD[0]}={SHARD[1]}", "--lease-name", RELEASE,
         # This release's namespace holds its Lease and the platform's Secrets; nothing is granted elsewhere.
-        "--lease-namespace", HOME, "--cluster-resource-namespace", HOME)).start()
+        "--lease-namespace", HOME, "--cluster-resource-namespace", HOME, "--records-namespace", HOME)).start()
     try:
         eventually(operator.is_leader, "the strict operator leading")
         kube.secret(SERVED, "dev-iat", {"token": "e2e-dev-iat"})

@@ -34,6 +34,9 @@ CLUSTER = [
 ]
 LEASES = [(("coordination.k8s.io",), ("leases",), ("get", "create", "update"))]
 CLUSTER_SERVER_SECRETS = [(("",), ("secrets",), ("get",))]
+#: The records Role (release namespace only): record Secrets are written, read, released, swept, and listed
+#: and watched by every replica to serve published documents.
+RECORDS = [(("",), ("secrets",), ("get", "list", "watch", "create", "update", "patch", "delete"))]
 
 Rule = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
@@ -80,6 +83,10 @@ def test_default_install_grants_exactly_the_calls_the_operator_makes(tmp_path: P
     assert roles["rel-clientreg-leader-election"]["metadata"]["namespace"] == "ops"
     assert ("ClusterRoleBinding", None, "ClusterRole", "rel-clientreg-tenant") in bindings(docs)
     assert ("ClusterRoleBinding", None, "ClusterRole", "rel-clientreg-cluster-servers") in bindings(docs)
+    if "rel-clientreg-records" in roles:  # the records branch of issue 11 adds it
+        assert rules(docs, "Role", "rel-clientreg-records") == RECORDS
+        assert roles["rel-clientreg-records"]["metadata"]["namespace"] == "ops"
+        assert ("RoleBinding", "ops", "Role", "rel-clientreg-records") in bindings(docs)
     for doc in docs:
         for rule in doc.get("rules") or []:
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], doc["metadata"]["name"]
