@@ -101,6 +101,7 @@ def _run(args: argparse.Namespace) -> int:
         metrics_address=args.metrics_address or None,
         probe_address=args.probe_address or None,
         restart_deployments=args.restart_deployments,
+        watch_credentials=args.watch_credentials,
         log_format=args.log_format,
         log_level=args.log_level,
         kubeconfig=args.kubeconfig,
@@ -152,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--probe-address", default="", help="HOST:PORT for /healthz and /readyz (default: off)")
     run.add_argument("--restart-deployments", action="store_true",
                      help=f"after a rotation, restart Deployments annotated {'clientreg.dev/restart-on-rotation'}")
+    run.add_argument("--watch-credentials", action=argparse.BooleanOptionalAction, default=True,
+                     help="watch the credentials Secrets the operator writes and restore an edited or deleted one "
+                          "at once (default on; needs list/watch on Secrets in every served namespace). Off: "
+                          "restored at the next drift check, and no list/watch on Secrets is needed")
     run.add_argument("--log-format", choices=("json", "text"), default="json")
     run.add_argument("--log-level", default="INFO")
     run.add_argument("--kubeconfig", default=None, help="default: in-cluster config, else $KUBECONFIG")

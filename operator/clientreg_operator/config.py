@@ -76,6 +76,9 @@ class OperatorConfig:
     document_hosts: tuple[HostBinding, ...] = ()
     #: Seconds between two lists of the record Secrets (each replica's document index).
     document_sync_interval: float = 5.0
+    #: Watch the credentials Secrets (label-selected) and restore a changed one at once. False: no list/watch
+    #: on Secrets is needed; the next full reconcile (drift check) restores it.
+    watch_credentials: bool = True
 
     @property
     def clusterwide(self) -> bool:

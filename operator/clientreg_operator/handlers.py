@@ -94,17 +94,20 @@ def limited_session(info: kopf.ConnectionInfo, *, watch_streams: int) -> kopf.Ai
                                expiration=info.expiration, priority=info.priority, aiohttp_session=session)
 
 
-def watch_streams_for(namespaces: tuple[str, ...]) -> int:
-    """How many watches kopf keeps open: OAuthClients, AuthorizationServers and owned Secrets per namespace (or
-    once, cluster-wide), plus ClusterAuthorizationServers."""
-    return 3 * max(1, len(namespaces)) + 1
+def watch_streams_for(namespaces: tuple[str, ...], *, watch_credentials: bool = True) -> int:
+    """How many watches kopf keeps open: OAuthClients, AuthorizationServers and (unless turned off) owned
+    Secrets per namespace (or once, cluster-wide), plus ClusterAuthorizationServers."""
+    return (3 if watch_credentials else 2) * max(1, len(namespaces)) + 1
 
 
 def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selector: str | None = None,
              cluster_resource_namespace: str = "clientreg", client_configuration: Any = None,
              address_policies: ServerAddressPolicies = DEFAULT_ADDRESS_POLICIES,
              watch_streams: int = watch_streams_for(()),
-             records_namespace: str = DEFAULT_CLUSTER_RESOURCE_NAMESPACE) -> None:
+             records_namespace: str = DEFAULT_CLUSTER_RESOURCE_NAMESPACE, watch_credentials: bool = True) -> None:
+    """``watch_credentials=False``: no watch on Secrets at all, so the operator needs no list/watch on Secrets
+    (RBAC cannot narrow those to the operator's own by label); a changed or deleted credentials Secret is then
+    restored by the next full reconcile, which republishes it (at the latest one drift interval later)."""
     shard = LabelSelector.parse(label_selector)
 
     @kopf.on.login(registry=registry, id="login")
@@ -150,8 +153,6 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selecto
         # Drift checks, rotations ahead of expiry, the end of grace periods, retries after failures.
         await runtime.keep_on_schedule(namespace, name, stopped.wait(), stopped.is_set)
 
-    @kopf.on.event("", "v1", "secrets", registry=registry, id="owned-secret",
-                   labels={MANAGED_BY_LABEL: MANAGED_BY})
     async def owned_secret_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
         if type not in ("MODIFIED", "DELETED"):
             return  # ADDED is our own write; the initial listing is covered by the resume handlers
@@ -164,6 +165,10 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selecto
             if client is None or not shard.matches(client):
                 return
         await runtime.heal(namespace, name)
+
+    if watch_credentials:
+        kopf.on.event("", "v1", "secrets", registry=registry, id="owned-secret",
+                      labels={MANAGED_BY_LABEL: MANAGED_BY})(owned_secret_changed)
 
     # Event handlers, not create/update/resume: those make kopf keep its bookkeeping in annotations of the
     # (Cluster)AuthorizationServer, which needs patch on a resource the operator otherwise only reads and

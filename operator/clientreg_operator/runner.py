@@ -105,7 +105,8 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
         registry = kopf.OperatorRegistry()
         register(registry, runtime, label_selector=cfg.label_selector,
                  cluster_resource_namespace=cfg.cluster_resource_namespace, address_policies=cfg.address_policies,
-                 watch_streams=watch_streams_for(cfg.namespaces), records_namespace=cfg.records_namespace,
+                 watch_streams=watch_streams_for(cfg.namespaces, watch_credentials=cfg.watch_credentials),
+                 records_namespace=cfg.records_namespace, watch_credentials=cfg.watch_credentials,
                  client_configuration=api.configuration if cfg.kubeconfig else None)
         log.info("serving %s; records in namespace %s", "all namespaces" if cfg.clusterwide
                  else ", ".join(cfg.namespaces), cfg.records_namespace)

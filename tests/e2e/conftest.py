@@ -16,6 +16,7 @@ import httpx
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from support.attacks import TALLY
 from support.cache import unavailable
 from support.kube import ComponentUnavailable, ControlPlane, ensure_helm, helm_env, skip_unless_ci
 from support.operator_process import (
@@ -254,3 +255,12 @@ def operator_factory(operator_kubeconfig: Path, operator_logs: Path) -> Callable
 @pytest.fixture(scope="session")
 def chart_path() -> Path:
     return CHART
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The attack tally of tests/e2e/test_tenancy.py (docs/reliability.md quotes it)."""
+    lines = TALLY.lines()
+    if lines:
+        terminalreporter.section("tenancy attacks")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -124,7 +124,8 @@ def test_least_privilege(control_plane: Any, operator_kubeconfig: Any) -> None:
         allowed = [("get", "secrets", "t", ""), ("create", "secrets", "t", ""), ("watch", "oauthclients", "t", GROUP),
                    ("patch", "oauthclients", "t", GROUP), ("create", "events", "t", ""),
                    ("list", "clusterauthorizationservers", None, GROUP), ("update", "leases", OPERATOR_NAMESPACE,
-                                                                          "coordination.k8s.io")]
+                                                                          "coordination.k8s.io"),
+                   ("get", "namespaces", None, "")]
         for verb, resource, namespace, group in allowed:
             assert can(verb, resource, namespace, group), f"{verb} {resource} should be allowed"
         assert can("patch", "oauthclients", "t", GROUP, sub="status")
@@ -134,7 +135,8 @@ def test_least_privilege(control_plane: Any, operator_kubeconfig: Any) -> None:
                   ("create", "pods", "t", ""), ("list", "nodes", None, ""), ("patch", "deployments", "t", "apps"),
                   ("update", "leases", "t", "coordination.k8s.io"), ("create", "clusterrolebindings", None,
                                                                        "rbac.authorization.k8s.io"),
-                  ("delete", "clusterauthorizationservers", None, GROUP), ("create", "serviceaccounts/token", "t", "")]
+                  ("delete", "clusterauthorizationservers", None, GROUP), ("create", "serviceaccounts/token", "t", ""),
+                  ("patch", "events", "t", ""), ("list", "namespaces", None, ""), ("watch", "namespaces", None, "")]
         for verb, resource, namespace, group in denied:
             assert not can(verb, resource, namespace, group), f"{verb} {resource} must be denied"
     finally:

@@ -60,6 +60,32 @@ def test_server_handlers_never_need_kopf_bookkeeping() -> None:
     assert not server_ids, f"(Cluster)AuthorizationServers must only have event handlers: {server_ids}"
 
 
+def _watched(registry: kopf.OperatorRegistry) -> set[str]:
+    selectors = registry._watching.get_all_selectors() | registry._changing.get_all_selectors() | \
+        registry._spawning.get_all_selectors()
+    return {str(s.any_name) for s in selectors}
+
+
+def test_without_watch_credentials_nothing_watches_secrets() -> None:
+    """The chart's secrets.watchCredentials=false drops list/watch on Secrets: kopf must then not start a
+    Secret watch (it would fail with 403 and never heal anything)."""
+    runtime: Any = SimpleNamespace(reconciler=SimpleNamespace(cluster=None))
+    default, strict = kopf.OperatorRegistry(), kopf.OperatorRegistry()
+    register(default, runtime)
+    register(strict, runtime, watch_credentials=False)
+    assert "secrets" in _watched(default)
+    assert _watched(strict) == {"oauthclients", "authorizationservers", "clusterauthorizationservers"}
+    assert watch_streams_for(("a", "b"), watch_credentials=False) == 5
+
+
+def test_cli_passes_no_watch_credentials_through() -> None:
+    from clientreg_operator.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["run", "-A"]).watch_credentials is True
+    assert parser.parse_args(["run", "-A", "--no-watch-credentials"]).watch_credentials is False
+
+
 class _Cluster:
     def __init__(self) -> None:
         self.secrets: dict[tuple[str, str], Any] = {}

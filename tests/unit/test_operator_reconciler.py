@@ -279,6 +279,23 @@ def test_deleted_or_edited_secret_is_healed_without_asking_the_as() -> None:
     assert [e["reason"] for e in w.cluster.events][-2:] == ["SecretRestored", "SecretRestored"]
 
 
+def test_drift_check_restores_an_edited_secret_without_any_secret_watch() -> None:
+    """--no-watch-credentials (chart: secrets.watchCredentials=false) relies on this: the scheduled reconcile
+    alone puts the credentials back, so the operator needs no list/watch on tenants' Secrets."""
+    w = World()
+    w.add_client()
+    w.reconcile()
+    good = w.credentials()
+    w.cluster.objects[("Secret", NS, "billing-oauth")]["data"]["client_secret"] = base64.b64encode(b"x").decode()
+    w.clock.now += timedelta(minutes=10)
+    w.reconcile()
+    assert w.credentials() == good
+    del w.cluster.objects[("Secret", NS, "billing-oauth")]
+    w.clock.now += timedelta(minutes=10)
+    w.reconcile()
+    assert w.credentials() == good
+
+
 def test_spec_change_updates_the_client_at_the_as() -> None:
     w = World()
     w.add_client()
