@@ -83,7 +83,7 @@ def claim_of(secret: Body) -> Claim | None:
         return None
     created = parse_timestamp((meta.get("annotations") or {}).get(OAUTHCLIENT_CREATED_ANNOTATION)
                               or meta.get("creationTimestamp"))
-    return claim(namespace, name, documents, created=created, uid=uid)
+    return claim(namespace, name, documents, created=created, uid=uid, claimed=record.registered_at)
 
 
 class RecordFeed:

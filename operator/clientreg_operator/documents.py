@@ -120,12 +120,17 @@ class Claim:
     def key(self) -> tuple[str, str]:
         return self.namespace, self.name
 
-    def order(self) -> tuple[datetime, str, str, str]:
-        return self.created, self.uid, self.namespace, self.name
+    #: When the client's registration was first recorded (the record's ``registered_at``, to the microsecond):
+    #: creationTimestamp has whole seconds, and two tenants creating clients in the same second must not
+    #: have their dispute decided by their UIDs, i.e. by chance. Every replica reads it from the record.
+    claimed: datetime = _UNKNOWN_AGE
+
+    def order(self) -> tuple[datetime, datetime, str, str, str]:
+        return self.created, self.claimed, self.uid, self.namespace, self.name
 
 
 def claim(namespace: str, name: str, documents: Mapping[str, Mapping[str, Any]], *, created: datetime = _UNKNOWN_AGE,
-          uid: str = "") -> Claim:
+          uid: str = "", claimed: datetime = _UNKNOWN_AGE) -> Claim:
     """Render ``documents`` (URL → JSON, :func:`clientreg.publish.documents`) into a claim."""
     rendered: dict[str, bytes] = {}
     invalid: dict[str, str] = {}
@@ -135,7 +140,7 @@ def claim(namespace: str, name: str, documents: Mapping[str, Mapping[str, Any]],
         except ClientregError as exc:
             log.warning("OAuthClient %s/%s: document not served: %s", namespace, name, exc)
             invalid[url] = str(exc)
-    return Claim(namespace, name, created, uid, rendered, invalid)
+    return Claim(namespace, name, created, uid, rendered, invalid, claimed)
 
 
 @dataclass(frozen=True)
@@ -188,12 +193,12 @@ class DocumentIndex:
     # --- writers -------------------------------------------------------------------------------------------
 
     def put(self, namespace: str, name: str, documents: Mapping[str, Mapping[str, Any]], *,
-            owner: Mapping[str, Any] | None = None) -> None:
+            owner: Mapping[str, Any] | None = None, claimed: datetime = _UNKNOWN_AGE) -> None:
         """The leader's direct update for one client (``owner``: its OAuthClient, for creationTimestamp and
         UID). Empty ``documents`` withdraws the client's claim."""
         meta = (owner or {}).get("metadata") or {}
         c = claim(namespace, name, documents, created=parse_timestamp(meta.get("creationTimestamp")),
-                  uid=str(meta.get("uid") or ""))
+                  uid=str(meta.get("uid") or ""), claimed=claimed)
         new = c if c.documents or c.invalid else None
         with self._lock:
             old = self._claims.get((namespace, name))

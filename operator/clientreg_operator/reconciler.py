@@ -272,7 +272,8 @@ class Reconciler:
 
     def _serve_documents(self, ns: str, name: str, record: RegistrationRecord | None, body: Body | None = None) -> None:
         if self.documents is not None:  # body: the OAuthClient, whose age orders claimants of a document path
-            self.documents.put(ns, name, publish.documents(record), owner=body)
+            claimed = {"claimed": record.registered_at} if record is not None else {}
+            self.documents.put(ns, name, publish.documents(record), owner=body, **claimed)
 
     def _failed(self, body: Body, client: OAuthClient, record: RegistrationRecord | None, error: ClientregError,
                 outcome: Outcome | None = None) -> Result:

@@ -13,7 +13,7 @@ import pytest
 from clientreg_operator.cli import build_parser
 from clientreg_operator.conventions import RECORD_KEY, RECORD_SECRET_TYPE
 from clientreg_operator.docfeed import RECORD_SELECTOR, RecordFeed, claim_of
-from clientreg_operator.documents import DocumentIndex, HostBinding, claim, resolve
+from clientreg_operator.documents import HOST_TAKEN, DocumentIndex, HostBinding, claim, resolve
 from clientreg_operator.secrets import encode, render_record
 from test_operator_documents import world
 from test_operator_reconciler import NS, FakeCluster
@@ -306,3 +306,15 @@ def test_unreadable_or_anonymous_records_are_skipped() -> None:
     assert claim_of(good) is not None
     assert claim_of(garbage) is None and claim_of(anonymous) is None and claim_of(deleting) is None
 
+
+
+def test_clients_created_in_the_same_second_are_ordered_by_when_they_registered_not_by_uid() -> None:
+    """creationTimestamp has whole seconds: the tenancy suite's impostor, created within a second of its victim,
+    won half the time on its UID. The record's registered_at (microseconds, in every replica's view) decides."""
+    first, later = FEB.replace(microsecond=1), FEB.replace(microsecond=2)
+    victim = claim("tenant-a", "victim", {A_URL: doc("a")}, created=FEB, uid="zz", claimed=first)
+    impostor = claim("tenant-b", "impostor", {A_URL: doc("b")}, created=FEB, uid="aa", claimed=later)
+    for order in ([victim, impostor], [impostor, victim]):
+        result = resolve(order)
+        assert served(result, A_PATH) == doc("a")
+        assert result.refused[("tenant-b", "impostor")][0][1] == HOST_TAKEN
