@@ -13,9 +13,7 @@ import kopf
 
 from clientreg.resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE
 from clientreg.spec import GROUP, VERSION
-
-from .config import DEFAULT_ADDRESS_POLICIES, ServerAddressPolicies
-from .conventions import (
+from clientreg_kube.conventions import (
     AUTHORIZATIONSERVERS,
     CLIENT_ANNOTATION,
     CLIENT_FINALIZER,
@@ -27,6 +25,8 @@ from .conventions import (
     ROLE_RECORD,
     ROTATE_ANNOTATION,
 )
+
+from .config import DEFAULT_ADDRESS_POLICIES, ServerAddressPolicies
 from .runtime import Runtime
 from .selectors import LabelSelector
 

@@ -26,15 +26,15 @@ from clientreg.record import RegistrationRecord
 from clientreg.resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE
 from clientreg.server import ServerConnection
 from clientreg.spec import AuthorizationServerSpec, OAuthClient, parse_document
+from clientreg_kube.cluster import Body, Cluster, unavailable
+from clientreg_kube.conventions import ROTATE_ANNOTATION
+from clientreg_kube.secrets import SecretConflict, SecretWriter, is_owned_by, read_record, render_credentials
 
 from . import status as st
-from .cluster import Body, Cluster, unavailable
 from .connections import Connections
-from .conventions import ROTATE_ANNOTATION
 from .documents import DocumentIndex, DocumentNotServed
 from .metrics import Metrics
 from .records import RecordStore
-from .secrets import SecretConflict, SecretWriter, is_owned_by, read_record, render_credentials
 
 log = logging.getLogger(__name__)
 

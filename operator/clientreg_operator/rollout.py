@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from .cluster import Cluster
-from .conventions import RESTART_ON_ROTATION_ANNOTATION, ROTATED_CLIENT_ANNOTATION
+from clientreg_kube.cluster import Cluster
+from clientreg_kube.conventions import RESTART_ON_ROTATION_ANNOTATION, ROTATED_CLIENT_ANNOTATION
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from clientreg_kube.cluster import KubeCluster
+
 from . import logs
-from .cluster import KubeCluster
 from .config import OperatorConfig
 from .connections import Connections
 from .docfeed import RecordFeed

@@ -1,10 +1,10 @@
 """The ``kubernetes_secret`` option: the operator's credentials Secret, written by the Pulumi provider.
 
-Rendering and writing are the operator's own (:mod:`clientreg_operator.secrets`, over its
-:class:`~clientreg_operator.cluster.KubeCluster`): the same keys, template and write-only-when-different
-rules. What differs is ownership: no object in the cluster owns the Secret, so it is claimed through the
-``clientreg.dev/owner`` annotation (a stable name of the Pulumi resource) and labelled
-``app.kubernetes.io/managed-by: clientreg-pulumi``, which also keeps it out of the operator's watch.
+Rendering and writing are the shared Kubernetes layer's (:mod:`clientreg_kube.secrets`, over
+:class:`~clientreg_kube.cluster.KubeCluster`), the operator's too: the same keys, template and
+write-only-when-different rules. What differs is ownership: no object in the cluster owns the Secret, so
+it is claimed through the ``clientreg.dev/owner`` annotation (a stable name of the Pulumi resource) and
+labelled ``app.kubernetes.io/managed-by: clientreg-pulumi``, which also keeps it out of the operator's watch.
 
 The API client is built inside each call from plain values (a kubeconfig path, a context name), so the
 pickled provider never carries one. Imported only when a resource sets ``kubernetes_secret``: the
@@ -19,17 +19,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-# The operator package is checked on its own: for `mypy -p clientreg_pulumi` it stays outside the path.
-from clientreg_operator.cluster import Body, KubeCluster  # type: ignore[import-not-found, unused-ignore]
-from clientreg_operator.conventions import MANAGED_BY_LABEL  # type: ignore[import-not-found, unused-ignore]
-from clientreg_operator.secrets import (  # type: ignore[import-not-found, unused-ignore]
-    ClaimedSecretWriter,
-    SecretConflict,
-    claim,
-    claimed_by,
-    is_current,
-    render_credentials,
-)
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -37,6 +26,16 @@ from kubernetes.config.config_exception import ConfigException
 
 from clientreg.errors import ConfigurationError
 from clientreg.record import RegistrationRecord
+from clientreg_kube.cluster import Body, KubeCluster
+from clientreg_kube.conventions import MANAGED_BY_LABEL
+from clientreg_kube.secrets import (
+    ClaimedSecretWriter,
+    SecretConflict,
+    claim,
+    claimed_by,
+    is_current,
+    render_credentials,
+)
 
 from .args import SecretPlace
 

@@ -1,8 +1,8 @@
 """The two Secrets of an OAuthClient: the credentials workloads mount, and the operator-only record.
 
-Rendering is pure (a record and a template in, a Secret body out) so the Pulumi provider's Kubernetes
-option can publish the same Secret; :class:`SecretWriter` does the writing against any
-:class:`~clientreg_operator.cluster.Cluster`, and only when the content differs (no write for a
+Rendering is pure (a record and a template in, a Secret body out) so the operator and the Pulumi provider's
+Kubernetes option publish the same Secret; :class:`SecretWriter` does the writing against any
+:class:`~clientreg_kube.cluster.Cluster`, and only when the content differs (no write for a
 stable client, and tampering is undone on the next look).
 """
 
@@ -134,7 +134,7 @@ def render_credentials(record: RegistrationRecord, template: SecretTemplate | No
 
 def render_record(record: RegistrationRecord, *, name: str, namespace: str, client_name: str,
                   client_namespace: str, owner: Body | None = None) -> Body:
-    """The record Secret (see :mod:`clientreg_operator.records`): in the records namespace, naming its
+    """The record Secret (the operator's registration state): in the records namespace, naming its
     OAuthClient by labels and an annotation (no ownerReference can cross namespaces)."""
     labels = _labels(client_name, ROLE_RECORD, {CLIENT_NAMESPACE_LABEL: client_namespace})
     metadata: Body = {"name": name, "namespace": namespace, "labels": labels, "finalizers": [RECORD_FINALIZER],
