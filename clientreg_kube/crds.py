@@ -98,7 +98,7 @@ def _camel(wire: str) -> str:
 
 
 def _oauthclient_spec_schema() -> dict[str, Any]:
-    schema = _polish(openapi_schema(OAuthClientSpec))
+    schema: dict[str, Any] = _polish(openapi_schema(OAuthClientSpec))
     props = schema["properties"]
     for wire, text in _WIRE_DOCS.items():
         props[_camel(wire)].setdefault("description", text)
@@ -149,7 +149,7 @@ def _oauthclient_spec_schema() -> dict[str, Any]:
 
 
 def _server_spec_schema(model: type[AuthorizationServerSpec]) -> dict[str, Any]:
-    schema = _polish(openapi_schema(model))
+    schema: dict[str, Any] = _polish(openapi_schema(model))
     for field in ("allowedRedirectHosts", "allowedRedirectSchemes"):
         schema["properties"][field]["maxItems"] = _MAX_LIST_ITEMS
         schema["properties"][field]["items"]["maxLength"] = 253

@@ -187,7 +187,7 @@ def _differs(existing: Body, desired: Body) -> bool:
 
 
 def _merged(existing: Body, desired: Body) -> Body:
-    body = json.loads(json.dumps(desired))
+    body: Body = json.loads(json.dumps(desired))
     have, meta = existing.get("metadata", {}), body["metadata"]
     for field in ("labels", "annotations"):
         merged = dict(have.get(field) or {})

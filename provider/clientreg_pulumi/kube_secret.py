@@ -57,7 +57,7 @@ def render(record: RegistrationRecord, place: SecretPlace, owner: str) -> Body:
     return claim(body, owner)
 
 
-class _BoundedApiClient(k8s.ApiClient):  # type: ignore[misc, unused-ignore]
+class _BoundedApiClient(k8s.ApiClient):
     """Every request of the generated API methods passes here: no request may hang `pulumi up`."""
 
     def call_api(self, *args: Any, **kwargs: Any) -> Any:
@@ -69,7 +69,7 @@ class _BoundedApiClient(k8s.ApiClient):  # type: ignore[misc, unused-ignore]
 def _api(place: SecretPlace) -> _BoundedApiClient:
     configuration = k8s.Configuration()
     try:
-        k8s_config.load_kube_config(  # type: ignore[no-untyped-call, unused-ignore]
+        k8s_config.load_kube_config(
             config_file=os.path.expanduser(place.kubeconfig) if place.kubeconfig else None,
             context=place.context, client_configuration=configuration)
     except (ConfigException, OSError) as exc:
@@ -78,7 +78,7 @@ def _api(place: SecretPlace) -> _BoundedApiClient:
                                   f"{' context ' + place.context if place.context else ''}: {exc}") from None
         # No kubeconfig anywhere: running inside a Pod (a CI job in the cluster) uses its ServiceAccount.
         try:
-            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call, unused-ignore]
+            k8s_config.load_incluster_config(
                 client_configuration=configuration)
         except ConfigException:
             raise KubeSecretError(f"no kubeconfig found ({exc}) and not running in a cluster: set "
@@ -104,7 +104,7 @@ def _cluster(place: SecretPlace, secret_values: list[str]) -> Iterator[KubeClust
                               f"{api.configuration.host}: {_scrub(type(exc).__name__ + ': ' + str(exc), secret_values)}"
                               ) from None
     finally:
-        api.close()  # type: ignore[no-untyped-call, unused-ignore]
+        api.close()  # type: ignore[no-untyped-call]  # inherited from the client, untyped there
 
 
 def _api_error(exc: ApiException, secret_values: list[str]) -> str:
