@@ -119,6 +119,23 @@ def credentials_data(record: RegistrationRecord, template: SecretTemplate) -> di
     return data
 
 
+def credential_keys(template: SecretTemplate | None) -> tuple[str, ...]:
+    """The keys a workload authenticates with: client ID, client secret, private key and key ID."""
+    template = template or SecretTemplate()
+    like = template.client_id_key
+    return (like, template.client_secret_key, key_name(("private", "key"), like), key_name(("key", "id"), like))
+
+
+def credentials_changed(existing: Body | None, desired: Body, template: SecretTemplate | None) -> bool:
+    """True when writing ``desired`` over ``existing`` changes what workloads authenticate with: a new client
+    ID, secret, private key or key ID (a key rotation keeps the client ID). False for a first Secret: nothing
+    ran with other credentials. Labels, annotations and other keys (endpoints, extra data) do not count."""
+    if existing is None:
+        return False
+    have, want = decode(existing), decode(desired)
+    return any(have.get(key) != want.get(key) for key in credential_keys(template))
+
+
 def render_credentials(record: RegistrationRecord, template: SecretTemplate | None, *, name: str, namespace: str,
                        client_name: str, owner: Body | None = None) -> Body:
     template = template or SecretTemplate()
