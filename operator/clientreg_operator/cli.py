@@ -38,7 +38,7 @@ def _rotate(args: argparse.Namespace) -> int:
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
 
-    from .conventions import API_VERSION, MERGE_PATCH, OAUTHCLIENTS, ROTATE_ANNOTATION
+    from clientreg_kube.conventions import API_VERSION, MERGE_PATCH, OAUTHCLIENTS, ROTATE_ANNOTATION
 
     namespace, _, name = args.target.rpartition("/")
     if not name:

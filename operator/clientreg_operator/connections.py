@@ -28,10 +28,10 @@ from clientreg.spec import (
     OAuthClient,
     parse_document,
 )
+from clientreg_kube.cluster import Cluster
+from clientreg_kube.secrets import decode
 
-from .cluster import Cluster
 from .config import DEFAULT_ADDRESS_POLICIES, ServerAddressPolicies
-from .secrets import decode
 
 ServerKey = tuple[str, str, str]
 #: Seconds one discovery serves every reconcile against its AS: an AS may move its endpoints without its

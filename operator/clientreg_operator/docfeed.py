@@ -24,9 +24,8 @@ import time
 
 from clientreg import publish
 from clientreg.errors import ClientregError
-
-from .cluster import Body, Cluster
-from .conventions import (
+from clientreg_kube.cluster import Body, Cluster
+from clientreg_kube.conventions import (
     CLIENT_ANNOTATION,
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -36,8 +35,9 @@ from .conventions import (
     ROLE_LABEL,
     ROLE_RECORD,
 )
+from clientreg_kube.secrets import read_record
+
 from .documents import Claim, DocumentIndex, claim, parse_timestamp
-from .secrets import read_record
 
 log = logging.getLogger(__name__)
 

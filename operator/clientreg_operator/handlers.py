@@ -13,9 +13,7 @@ import kopf
 
 from clientreg.resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE
 from clientreg.spec import GROUP, VERSION
-
-from .config import DEFAULT_ADDRESS_POLICIES, ServerAddressPolicies
-from .conventions import (
+from clientreg_kube.conventions import (
     AUTHORIZATIONSERVERS,
     CLIENT_ANNOTATION,
     CLIENT_FINALIZER,
@@ -27,6 +25,8 @@ from .conventions import (
     ROLE_RECORD,
     ROTATE_ANNOTATION,
 )
+
+from .config import DEFAULT_ADDRESS_POLICIES, ServerAddressPolicies
 from .runtime import Runtime
 from .selectors import LabelSelector
 
@@ -128,11 +128,12 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selecto
     @kopf.on.resume(GROUP, VERSION, OAUTHCLIENTS, registry=registry, id="reconcile")
     @kopf.on.create(GROUP, VERSION, OAUTHCLIENTS, registry=registry, id="reconcile")
     @kopf.on.update(GROUP, VERSION, OAUTHCLIENTS, registry=registry, id="reconcile")
-    async def client_changed(namespace: str, name: str, **_: Any) -> None:
-        await runtime.reconcile(namespace, name)
+    async def client_changed(namespace: str | None, name: str, **_: Any) -> None:
+        await runtime.reconcile(_namespaced(namespace, name), name)
 
     @kopf.on.delete(GROUP, VERSION, OAUTHCLIENTS, registry=registry, id="delete")
-    async def client_deleted(namespace: str, name: str, **_: Any) -> None:
+    async def client_deleted(namespace: str | None, name: str, **_: Any) -> None:
+        namespace = _namespaced(namespace, name)
         result = await runtime.reconcile(namespace, name)
         if not result.finished:
             # Kopf keeps the finalizer and calls again: the client still exists at the AS.
@@ -149,9 +150,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime, *, label_selecto
                                  body["metadata"]["annotations"][ROTATE_ANNOTATION])
 
     @kopf.daemon(GROUP, VERSION, OAUTHCLIENTS, registry=registry, id="schedule", cancellation_timeout=1.0)
-    async def client_schedule(namespace: str, name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    async def client_schedule(namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
         # Drift checks, rotations ahead of expiry, the end of grace periods, retries after failures.
-        await runtime.keep_on_schedule(namespace, name, stopped.wait(), stopped.is_set)
+        await runtime.keep_on_schedule(_namespaced(namespace, name), name, stopped.wait(), stopped.is_set)
 
     async def owned_secret_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
         if type not in ("MODIFIED", "DELETED"):
@@ -230,6 +231,13 @@ class ServerChecker:
             return
         if body is not None:
             await self._check(key, body)
+
+
+def _namespaced(namespace: str | None, name: str) -> str:
+    """kopf types ``namespace`` for every resource, cluster-scoped ones included; OAuthClients always have one."""
+    if namespace is None:
+        raise kopf.PermanentError(f"OAuthClient {name} has no namespace (the CRD is namespaced)")
+    return namespace
 
 
 def _rotation_pending(body: kopf.Body, type: str | None = None, **_: Any) -> bool:

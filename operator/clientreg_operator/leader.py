@@ -17,8 +17,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from clientreg.names import path_segment
-
-from .cluster import KubeCluster
+from clientreg_kube.cluster import KubeCluster
 
 log = logging.getLogger(__name__)
 

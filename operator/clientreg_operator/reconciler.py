@@ -26,15 +26,22 @@ from clientreg.record import RegistrationRecord
 from clientreg.resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE
 from clientreg.server import ServerConnection
 from clientreg.spec import AuthorizationServerSpec, OAuthClient, parse_document
+from clientreg_kube.cluster import Body, Cluster, unavailable
+from clientreg_kube.conventions import ROTATE_ANNOTATION
+from clientreg_kube.secrets import (
+    SecretConflict,
+    SecretWriter,
+    credentials_changed,
+    is_owned_by,
+    read_record,
+    render_credentials,
+)
 
 from . import status as st
-from .cluster import Body, Cluster, unavailable
 from .connections import Connections
-from .conventions import ROTATE_ANNOTATION
 from .documents import DocumentIndex, DocumentNotServed
 from .metrics import Metrics
 from .records import RecordStore
-from .secrets import SecretConflict, SecretWriter, is_owned_by, read_record, render_credentials
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +137,7 @@ class Reconciler:
             return self.reconcile(namespace, name)
         self._serve_documents(namespace, name, record, body)
         try:
-            restored = self._publish(body, client, record)
+            restored, _ = self._publish(body, client, record)
         except SecretConflict:
             return None
         if restored:
@@ -215,10 +222,10 @@ class Reconciler:
 
         if error is None and self.documents is not None:  # another client holds its document's host or path
             error = self.documents.refusal(namespace, name)
-        credentials_were = _credentials_of(body)
+        rotated = False
         if record is not None:
             try:
-                self._publish(body, client, record)
+                _, rotated = self._publish(body, client, record)
             except SecretConflict as exc:
                 error = error or exc
             except ClientregError as exc:
@@ -230,7 +237,6 @@ class Reconciler:
         self._count(plan)
         self._failures.pop((namespace, name), None)
         self._report(body, client, record, outcome, None, secret_name=client.secret_name)
-        rotated = record is not None and credentials_were is not None and credentials_were != record.client_id
         self.metrics.reconciles.labels("success").inc()
         requeue = self._requeue_after(desired, record, now)
         if outcome.reason == Reason.DOCUMENT_NOT_PUBLISHED:
@@ -258,17 +264,20 @@ class Reconciler:
                 time.sleep(delay)
                 delay = min(2 * delay, 5.0)
 
-    def _publish(self, body: Body, client: OAuthClient, record: RegistrationRecord) -> bool:
+    def _publish(self, body: Body, client: OAuthClient, record: RegistrationRecord) -> tuple[bool, bool]:
+        """(written, rotated): rotated when the credentials workloads read changed (client ID, secret, key)."""
         namespace = body["metadata"]["namespace"]
         desired = render_credentials(record, client.spec.secret_template, name=client.secret_name,
                                      namespace=namespace, client_name=client.metadata.name, owner=body)
-        written = self.writer.publish(desired, owner_uid=body["metadata"]["uid"])
+        existing = self.cluster.get_secret(namespace, client.secret_name)
+        written = self.writer.publish(desired, owner_uid=body["metadata"]["uid"], existing=existing, read_first=False)
+        rotated = written and credentials_changed(existing, desired, client.spec.secret_template)
         previous = (body.get("status") or {}).get("secretName")
         if previous and previous != client.secret_name:
             old = self.cluster.get_secret(namespace, previous)
             if old is not None and is_owned_by(old, body["metadata"]["uid"]):
                 self.cluster.delete_secret(namespace, previous)
-        return written
+        return written, rotated
 
     def _serve_documents(self, ns: str, name: str, record: RegistrationRecord | None, body: Body | None = None) -> None:
         if self.documents is not None:  # body: the OAuthClient, whose age orders claimants of a document path
@@ -345,7 +354,7 @@ class Reconciler:
         next_rotation = None
         if record is not None and client is not None:
             desired = Desired.from_client(client)
-            next_rotation = engine.next_wakeup(desired, record.model_copy(update={"retiring": []}))
+            next_rotation = engine.next_rotation(desired, record)  # not a retiring client's or key's removal
         facts = st.record_facts(record, next_rotation)
         if client is not None:
             ref = client.spec.server_ref
@@ -388,9 +397,4 @@ def _connection_from_record(record: RegistrationRecord, connections: Connections
     log.warning("server of client %s is gone; deleting it with default HTTP settings", record.client_id)
     return ServerConnection.for_spec(AuthorizationServerSpec(registration_endpoint=endpoint),
                                      name="(deleted server)", address_policy=connections.address_policies.namespaced)
-
-
-def _credentials_of(body: Body) -> str | None:
-    """The client ID the status last reported: a different one after this reconcile means new credentials."""
-    return (body.get("status") or {}).get("clientId")
 

@@ -24,9 +24,8 @@ import time
 from dataclasses import dataclass
 
 from clientreg.record import RegistrationRecord
-
-from .cluster import Body, Cluster, Conflict
-from .conventions import (
+from clientreg_kube.cluster import Body, Cluster, Conflict
+from clientreg_kube.conventions import (
     CLIENT_ANNOTATION,
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -39,7 +38,7 @@ from .conventions import (
     legacy_record_name,
     record_name,
 )
-from .secrets import SecretConflict, SecretWriter, is_owned_by, read_record, render_record
+from clientreg_kube.secrets import SecretConflict, SecretWriter, is_owned_by, read_record, render_record
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,10 @@
 """Restarting consumers after a rotation, for workloads that read their Secret only at start.
 
 A Deployment opts in with the annotation ``clientreg.dev/restart-on-rotation: <secret>[,<secret>…]``;
-after the operator published new credentials in one of those Secrets it bumps a pod-template
-annotation, exactly like ``kubectl rollout restart``. The old client keeps working for the rotation's
-grace period, so the rollout has that long to finish. (stakater Reloader does the same for any change of
+after the operator published new credentials in one of those Secrets (a new client ID or secret, or a
+new private key under the same client ID) it bumps a pod-template annotation, exactly like
+``kubectl rollout restart``. The old client (or key) keeps working for the rotation's grace period, so the
+rollout has that long to finish. (stakater Reloader does the same for any change of
 a Secret; use one or the other.)
 """
 
@@ -12,8 +13,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from .cluster import Cluster
-from .conventions import RESTART_ON_ROTATION_ANNOTATION, ROTATED_CLIENT_ANNOTATION
+from clientreg_kube.cluster import Cluster
+from clientreg_kube.conventions import RESTART_ON_ROTATION_ANNOTATION, ROTATED_CLIENT_ANNOTATION
 
 log = logging.getLogger(__name__)
 

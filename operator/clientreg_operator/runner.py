@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import cast
 
 import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from clientreg_kube.cluster import KubeCluster
+
 from . import logs
-from .cluster import KubeCluster
 from .config import OperatorConfig
 from .connections import Connections
 from .docfeed import RecordFeed
@@ -37,7 +39,7 @@ FIRST_LIST_PATIENCE = 10.0
 def _api_client(cfg: OperatorConfig) -> k8s.ApiClient:
     if cfg.kubeconfig:
         # kopf logs in with this client's configuration (see handlers.register).
-        return k8s_config.new_client_from_config(config_file=cfg.kubeconfig)
+        return cast(k8s.ApiClient, k8s_config.new_client_from_config(config_file=cfg.kubeconfig))
     try:
         k8s_config.load_incluster_config()
     except k8s_config.ConfigException:

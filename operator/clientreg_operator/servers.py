@@ -13,11 +13,11 @@ from typing import Any
 from clientreg.errors import ClientregError, ConfigurationError, DependencyNotReady
 from clientreg.server import ServerConnection
 from clientreg.spec import AuthorizationServer, ClusterAuthorizationServer, parse_document
+from clientreg_kube.cluster import Body, Cluster
+from clientreg_kube.secrets import decode
 
 from . import status as st
-from .cluster import Body, Cluster
 from .config import DEFAULT_ADDRESS_POLICIES, ServerAddressPolicies
-from .secrets import decode
 
 
 def check_server(cluster: Cluster, body: Body, *, cluster_resource_namespace: str,

@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from clientreg.record import RegistrationRecord
-
-from .conventions import ROTATE_ANNOTATION
+from clientreg_kube.conventions import ROTATE_ANNOTATION
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 READY = "Ready"

@@ -1,10 +1,10 @@
 """The ``kubernetes_secret`` option: the operator's credentials Secret, written by the Pulumi provider.
 
-Rendering and writing are the operator's own (:mod:`clientreg_operator.secrets`, over its
-:class:`~clientreg_operator.cluster.KubeCluster`): the same keys, template and write-only-when-different
-rules. What differs is ownership: no object in the cluster owns the Secret, so it is claimed through the
-``clientreg.dev/owner`` annotation (a stable name of the Pulumi resource) and labelled
-``app.kubernetes.io/managed-by: clientreg-pulumi``, which also keeps it out of the operator's watch.
+Rendering and writing are the shared Kubernetes layer's (:mod:`clientreg_kube.secrets`, over
+:class:`~clientreg_kube.cluster.KubeCluster`), the operator's too: the same keys, template and
+write-only-when-different rules. What differs is ownership: no object in the cluster owns the Secret, so
+it is claimed through the ``clientreg.dev/owner`` annotation (a stable name of the Pulumi resource) and
+labelled ``app.kubernetes.io/managed-by: clientreg-pulumi``, which also keeps it out of the operator's watch.
 
 The API client is built inside each call from plain values (a kubeconfig path, a context name), so the
 pickled provider never carries one. Imported only when a resource sets ``kubernetes_secret``: the
@@ -19,17 +19,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-# The operator package is checked on its own: for `mypy -p clientreg_pulumi` it stays outside the path.
-from clientreg_operator.cluster import Body, KubeCluster  # type: ignore[import-not-found, unused-ignore]
-from clientreg_operator.conventions import MANAGED_BY_LABEL  # type: ignore[import-not-found, unused-ignore]
-from clientreg_operator.secrets import (  # type: ignore[import-not-found, unused-ignore]
-    ClaimedSecretWriter,
-    SecretConflict,
-    claim,
-    claimed_by,
-    is_current,
-    render_credentials,
-)
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -37,6 +26,16 @@ from kubernetes.config.config_exception import ConfigException
 
 from clientreg.errors import ConfigurationError
 from clientreg.record import RegistrationRecord
+from clientreg_kube.cluster import Body, KubeCluster
+from clientreg_kube.conventions import MANAGED_BY_LABEL
+from clientreg_kube.secrets import (
+    ClaimedSecretWriter,
+    SecretConflict,
+    claim,
+    claimed_by,
+    is_current,
+    render_credentials,
+)
 
 from .args import SecretPlace
 
@@ -58,7 +57,7 @@ def render(record: RegistrationRecord, place: SecretPlace, owner: str) -> Body:
     return claim(body, owner)
 
 
-class _BoundedApiClient(k8s.ApiClient):  # type: ignore[misc, unused-ignore]
+class _BoundedApiClient(k8s.ApiClient):
     """Every request of the generated API methods passes here: no request may hang `pulumi up`."""
 
     def call_api(self, *args: Any, **kwargs: Any) -> Any:
@@ -70,7 +69,7 @@ class _BoundedApiClient(k8s.ApiClient):  # type: ignore[misc, unused-ignore]
 def _api(place: SecretPlace) -> _BoundedApiClient:
     configuration = k8s.Configuration()
     try:
-        k8s_config.load_kube_config(  # type: ignore[no-untyped-call, unused-ignore]
+        k8s_config.load_kube_config(
             config_file=os.path.expanduser(place.kubeconfig) if place.kubeconfig else None,
             context=place.context, client_configuration=configuration)
     except (ConfigException, OSError) as exc:
@@ -79,7 +78,7 @@ def _api(place: SecretPlace) -> _BoundedApiClient:
                                   f"{' context ' + place.context if place.context else ''}: {exc}") from None
         # No kubeconfig anywhere: running inside a Pod (a CI job in the cluster) uses its ServiceAccount.
         try:
-            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call, unused-ignore]
+            k8s_config.load_incluster_config(
                 client_configuration=configuration)
         except ConfigException:
             raise KubeSecretError(f"no kubeconfig found ({exc}) and not running in a cluster: set "
@@ -105,7 +104,7 @@ def _cluster(place: SecretPlace, secret_values: list[str]) -> Iterator[KubeClust
                               f"{api.configuration.host}: {_scrub(type(exc).__name__ + ': ' + str(exc), secret_values)}"
                               ) from None
     finally:
-        api.close()  # type: ignore[no-untyped-call, unused-ignore]
+        api.close()  # type: ignore[no-untyped-call]  # inherited from the client, untyped there
 
 
 def _api_error(exc: ApiException, secret_values: list[str]) -> str:

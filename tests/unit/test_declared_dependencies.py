@@ -14,13 +14,25 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Where each first-party package lives, and the extras a clean install of it has.
-PACKAGES = {
-    ROOT / "clientreg": (),
-    ROOT / "operator" / "clientreg_operator": ("operator",),
-    ROOT / "provider" / "clientreg_pulumi": ("pulumi",),
+#: Where each first-party package lives, and each clean install it must work in (the extras installed).
+#: The shared Kubernetes layer is imported by the operator and by the Pulumi provider: each extra alone
+#: must bring everything it imports.
+PACKAGES = [
+    (ROOT / "clientreg", ()),
+    (ROOT / "clientreg_kube", ("operator",)),
+    (ROOT / "clientreg_kube", ("pulumi",)),
+    (ROOT / "operator" / "clientreg_operator", ("operator",)),
+    (ROOT / "provider" / "clientreg_pulumi", ("pulumi",)),
+]
+FIRST_PARTY = {"clientreg", "clientreg_kube", "clientreg_operator", "clientreg_pulumi"}
+#: Which first-party packages each one may import: the core none, the shared layer the core, and the
+#: front ends never each other.
+MAY_IMPORT = {
+    "clientreg": {"clientreg"},
+    "clientreg_kube": {"clientreg", "clientreg_kube"},
+    "clientreg_operator": {"clientreg", "clientreg_kube", "clientreg_operator"},
+    "clientreg_pulumi": {"clientreg", "clientreg_kube", "clientreg_pulumi"},
 }
-FIRST_PARTY = {"clientreg", "clientreg_operator", "clientreg_pulumi"}
 
 
 def _requirement_name(requirement: str) -> str:
@@ -37,7 +49,7 @@ def _declared(extras: tuple[str, ...]) -> set[str]:
     return names
 
 
-def _top_level_imports(folder: Path) -> set[str]:
+def _all_top_level_imports(folder: Path) -> set[str]:
     found: set[str] = set()
     for path in folder.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -45,14 +57,18 @@ def _top_level_imports(folder: Path) -> set[str]:
                 found |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 found.add(node.module.split(".")[0])
+    return found
+
+
+def _top_level_imports(folder: Path) -> set[str]:
     # _typeshed exists only for the type checker (imported under TYPE_CHECKING).
-    return found - FIRST_PARTY - set(sys.stdlib_module_names) - {"__future__", "_typeshed"}
+    return _all_top_level_imports(folder) - FIRST_PARTY - set(sys.stdlib_module_names) - {"__future__", "_typeshed"}
 
 
 def test_every_third_party_import_is_a_declared_dependency() -> None:
     distributions = packages_distributions()
     missing: list[str] = []
-    for folder, extras in PACKAGES.items():
+    for folder, extras in PACKAGES:
         declared = _declared(extras)
         for module in sorted(_top_level_imports(folder)):
             providers = {_requirement_name(d) for d in distributions.get(module, [module])}
@@ -60,3 +76,12 @@ def test_every_third_party_import_is_a_declared_dependency() -> None:
                 missing.append(f"{folder.relative_to(ROOT)} imports {module} (from {sorted(providers)}), "
                                f"not declared for extras {list(extras) or '(core)'}")
     assert not missing, "\n".join(missing)
+
+
+def test_first_party_packages_import_only_what_their_layer_allows() -> None:
+    crossing = []
+    for folder, _ in PACKAGES:
+        imported = _all_top_level_imports(folder) & FIRST_PARTY
+        if imported - MAY_IMPORT[folder.name]:
+            crossing.append(f"{folder.relative_to(ROOT)} imports {sorted(imported - MAY_IMPORT[folder.name])}")
+    assert not crossing, "\n".join(crossing)

@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 from clientreg_operator.cli import build_parser
-from clientreg_operator.conventions import RECORD_KEY, RECORD_SECRET_TYPE
 from clientreg_operator.docfeed import RECORD_SELECTOR, RecordFeed, claim_of
 from clientreg_operator.documents import HOST_TAKEN, DocumentIndex, HostBinding, claim, resolve
-from clientreg_operator.secrets import encode, render_record
 from test_operator_documents import world
 from test_operator_reconciler import NS, FakeCluster
 
 from clientreg import publish
 from clientreg.keys import generate
 from clientreg.record import RegistrationRecord
+from clientreg_kube.conventions import RECORD_KEY, RECORD_SECRET_TYPE
+from clientreg_kube.secrets import encode, render_record
 
 RECORDS_NS = "clientreg"
 A_URL = "https://app.tenant-a.example.com/clients/agent.json"

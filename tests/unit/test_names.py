@@ -15,7 +15,6 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from clientreg_operator.cluster import KubeCluster
 from clientreg_pulumi import args as pulumi_args
 
 from clientreg.documents import parse_secret
@@ -29,6 +28,7 @@ from clientreg.names import (
 )
 from clientreg.spec import parse_document
 from clientreg.store import Entry, LocalStore
+from clientreg_kube.cluster import KubeCluster
 
 CHART_CRDS = Path(__file__).resolve().parents[2] / "charts" / "clientreg" / "crds"
 SUBDOMAIN_RULE = "a lowercase RFC 1123 subdomain: a-z, 0-9, '-', '.', at most 253 characters"

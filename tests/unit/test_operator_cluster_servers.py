@@ -13,12 +13,12 @@ import json
 from typing import Any
 
 import pytest
-from clientreg_operator.cluster import Body
 from clientreg_operator.config import DEFAULT_ADDRESS_POLICIES, ServerAddressPolicies
 from support.fake_as import ISSUER
 from test_operator_reconciler import NS, World
 
 from clientreg.ssrf import AddressPolicy
+from clientreg_kube.cluster import Body
 
 PLATFORM_IAT = "platform-IAT-9z8y7x6w"
 

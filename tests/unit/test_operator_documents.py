@@ -14,13 +14,13 @@ import pytest
 from clientreg_operator.documents import DocumentIndex
 from clientreg_operator.endpoints import serve
 from clientreg_operator.reconciler import guarded_fetch
-from clientreg_operator.secrets import key_name
 from support.fake_as import FakeAS
 from test_operator_reconciler import NS, World
 
 from clientreg import publish
 from clientreg.errors import ProtocolError
 from clientreg.ssrf import FetchRefused
+from clientreg_kube.secrets import key_name
 
 JWKS_URL = "https://keys.example.com/billing/jwks.json"
 CIMD_URL = "https://App.example.com/clients/agent.json"

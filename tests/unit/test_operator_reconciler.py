@@ -14,14 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from clientreg_operator.cluster import Body, Conflict
 from clientreg_operator.connections import Connections
-from clientreg_operator.conventions import RECORD_FINALIZER, ROTATE_ANNOTATION
 from clientreg_operator.metrics import Metrics
 from clientreg_operator.reconciler import Reconciler
-from clientreg_operator.secrets import decode, read_record
 from clientreg_operator.status import status_patch
 from support.fake_as import ISSUER, FakeAS
+
+from clientreg_kube.cluster import Body, Conflict
+from clientreg_kube.conventions import RECORD_FINALIZER, ROTATE_ANNOTATION
+from clientreg_kube.secrets import decode, read_record
 
 NS = "tenant-a"
 #: The operator's own namespace, where record Secrets (registration access tokens) live.

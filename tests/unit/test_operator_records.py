@@ -14,12 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from clientreg_operator.cluster import Body
-from clientreg_operator.conventions import RECORD_FINALIZER, ROTATE_ANNOTATION
 from clientreg_operator.reconciler import Reconciler
 from clientreg_operator.records import RecordStore
-from clientreg_operator.secrets import decode
 from test_operator_reconciler import NS, RECORDS, World
+
+from clientreg_kube.cluster import Body
+from clientreg_kube.conventions import RECORD_FINALIZER, ROTATE_ANNOTATION
+from clientreg_kube.secrets import decode
 
 LEGACY = "billing-clientreg-record"
 

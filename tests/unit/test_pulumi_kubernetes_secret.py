@@ -18,8 +18,6 @@ from typing import Any
 import dill
 import httpx
 import pytest
-from clientreg_operator.cluster import Conflict
-from clientreg_operator.secrets import render_credentials
 from clientreg_pulumi import KubernetesSecretArgs, OAuthClientError, OAuthClientProvider, args, kube_secret
 from clientreg_pulumi.provider import STATUS_FAILED, STATUS_IN_SYNC, STATUS_SECRET_DRIFT
 from kubernetes.client.exceptions import ApiException
@@ -28,6 +26,8 @@ from pulumi.dynamic.dynamic import serialize_provider
 from clientreg.devserver import DevServer, DevServerSettings
 from clientreg.record import RegistrationRecord
 from clientreg.spec import SecretTemplate
+from clientreg_kube.cluster import Conflict
+from clientreg_kube.secrets import render_credentials
 
 IAT = "iat-for-the-kubernetes-secret-tests"
 OWNER = "pulumi:proj/dev/web"

@@ -1,8 +1,8 @@
 """The two Secrets of an OAuthClient: the credentials workloads mount, and the operator-only record.
 
-Rendering is pure (a record and a template in, a Secret body out) so the Pulumi provider's Kubernetes
-option can publish the same Secret; :class:`SecretWriter` does the writing against any
-:class:`~clientreg_operator.cluster.Cluster`, and only when the content differs (no write for a
+Rendering is pure (a record and a template in, a Secret body out) so the operator and the Pulumi provider's
+Kubernetes option publish the same Secret; :class:`SecretWriter` does the writing against any
+:class:`~clientreg_kube.cluster.Cluster`, and only when the content differs (no write for a
 stable client, and tampering is undone on the next look).
 """
 
@@ -119,6 +119,23 @@ def credentials_data(record: RegistrationRecord, template: SecretTemplate) -> di
     return data
 
 
+def credential_keys(template: SecretTemplate | None) -> tuple[str, ...]:
+    """The keys a workload authenticates with: client ID, client secret, private key and key ID."""
+    template = template or SecretTemplate()
+    like = template.client_id_key
+    return (like, template.client_secret_key, key_name(("private", "key"), like), key_name(("key", "id"), like))
+
+
+def credentials_changed(existing: Body | None, desired: Body, template: SecretTemplate | None) -> bool:
+    """True when writing ``desired`` over ``existing`` changes what workloads authenticate with: a new client
+    ID, secret, private key or key ID (a key rotation keeps the client ID). False for a first Secret: nothing
+    ran with other credentials. Labels, annotations and other keys (endpoints, extra data) do not count."""
+    if existing is None:
+        return False
+    have, want = decode(existing), decode(desired)
+    return any(have.get(key) != want.get(key) for key in credential_keys(template))
+
+
 def render_credentials(record: RegistrationRecord, template: SecretTemplate | None, *, name: str, namespace: str,
                        client_name: str, owner: Body | None = None) -> Body:
     template = template or SecretTemplate()
@@ -134,7 +151,7 @@ def render_credentials(record: RegistrationRecord, template: SecretTemplate | No
 
 def render_record(record: RegistrationRecord, *, name: str, namespace: str, client_name: str,
                   client_namespace: str, owner: Body | None = None) -> Body:
-    """The record Secret (see :mod:`clientreg_operator.records`): in the records namespace, naming its
+    """The record Secret (the operator's registration state): in the records namespace, naming its
     OAuthClient by labels and an annotation (no ownerReference can cross namespaces)."""
     labels = _labels(client_name, ROLE_RECORD, {CLIENT_NAMESPACE_LABEL: client_namespace})
     metadata: Body = {"name": name, "namespace": namespace, "labels": labels, "finalizers": [RECORD_FINALIZER],
@@ -187,7 +204,7 @@ def _differs(existing: Body, desired: Body) -> bool:
 
 
 def _merged(existing: Body, desired: Body) -> Body:
-    body = json.loads(json.dumps(desired))
+    body: Body = json.loads(json.dumps(desired))
     have, meta = existing.get("metadata", {}), body["metadata"]
     for field in ("labels", "annotations"):
         merged = dict(have.get(field) or {})

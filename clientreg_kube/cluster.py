@@ -1,4 +1,5 @@
-"""The few API calls the operator makes, behind a protocol so the reconciler is testable without a cluster.
+"""The few API calls clientreg makes to Kubernetes, behind a protocol so the operator's reconciler is testable
+without a cluster (the Pulumi provider's Kubernetes option uses the same client).
 
 Objects travel as plain dicts in their JSON shape (camelCase, Secret data base64-encoded): the same
 shape kopf hands to handlers and the one the fakes in the unit tests store.
