@@ -22,7 +22,6 @@ MAX_LINES = 400
 KNOWN_OVERSIZED = {
     "clientreg/engine.py",
     "clientreg/cli.py",
-    "clientreg/spec.py",
     "provider/clientreg_pulumi/provider.py",
 }
 
