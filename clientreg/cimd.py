@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._spec_checks import check_cimd_url
 from .errors import ConfigurationError
-from .spec import SHARED_SECRET_METHODS, _check_cimd_url
+from .spec import SHARED_SECRET_METHODS
 
 MEDIA_TYPE = "application/json"
 
@@ -18,7 +19,7 @@ MEDIA_TYPE = "application/json"
 def render_document(client_id_url: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
     """The document to publish at ``client_id_url``."""
     try:
-        _check_cimd_url(client_id_url)
+        check_cimd_url(client_id_url)
     except ValueError as exc:
         raise ConfigurationError(str(exc), field="spec.clientIdUrl", rule="CIMD §3") from None
     method = metadata.get("token_endpoint_auth_method", "none")

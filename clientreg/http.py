@@ -4,48 +4,45 @@ Every request to an authorization server goes through :class:`HttpClient`, so th
 in one place: a URL is checked before any connection is opened, redirects are never followed,
 bodies are capped, and secrets travel only in the ``Authorization`` header.
 
-The helpers at the bottom read what servers send back when things go wrong (OAuth error
-bodies, ``WWW-Authenticate`` challenges, HTML pages) without trusting any of it, and never let
-a credential reach a message.
+This module is the facade: the client and its retry policy live here; the pieces underneath are
+private modules re-exported from here: settings (:mod:`clientreg._http_settings`), the URL policy
+(:mod:`clientreg._urls`), reading what servers send back (:mod:`clientreg._responses`), pacing
+(:mod:`clientreg._ratelimit`), the guarded httpx transport (:mod:`clientreg._transport`) and address
+classification (:mod:`clientreg._addresses`, shared with :mod:`clientreg.ssrf`).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json as _json
 import logging
 import random
-import re
 import ssl
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import httpcore
 import httpx
 from pydantic import SecretStr
 
-from ._bodies import ACCEPT_ENCODING, BodyRefused, BodyTooLarge, decode_json, read_bounded
-from .errors import (
-    ConfigurationError,
-    PolicyViolation,
-    ProtocolError,
-    RateLimited,
-    TransportError,
-    is_unprintable,
-    redact,
-)
-from .headers import Challenge, bearer_params, parse_challenges, parse_retry_after
-
-if TYPE_CHECKING:  # ssrf imports this module: the runtime import happens where the guard is built
-    from .ssrf import AddressPolicy, Resolver
+from ._addresses import is_loopback_host
+from ._bodies import ACCEPT_ENCODING, BodyRefused, BodyTooLarge, read_bounded
+from ._http_settings import USER_AGENT, HttpSettings
+from ._ratelimit import TokenBucket, full_jitter
+from ._responses import NOT_JSON, OAuthError, body_excerpt, parse_json, read_oauth_error, scrub
+from ._transport import DEFAULT_LIMITS, HELD_LOCATION, GuardedTransport, hold_location, is_tls_failure, raw_chunks
+from ._urls import check_url, show_url
+from .errors import ConfigurationError, PolicyViolation, ProtocolError, RateLimited, TransportError, redact
+from .headers import Challenge, parse_challenges, parse_retry_after
+from .ssrf import Resolver
 
 __all__ = [
+    "DEFAULT_LIMITS",
+    "NOT_JSON",
     "USER_AGENT",
     "Challenge",
+    "GuardedTransport",
     "HttpClient",
     "HttpSettings",
     "OAuthError",
@@ -62,368 +59,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-USER_AGENT: Final = "clientreg/0.1"
-
 # RFC 9110 §9.2.2: repeating these has the same effect as sending them once, so a retry after
 # a lost answer is safe. POST (RFC 7591 registration) is not: see HttpClient.request.
 _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _RETRY_STATUSES: Final = frozenset({500, 502, 503, 504})
-
-# Keys whose values are credentials wherever they appear in a body we quote.
-_SECRET_KEYS: Final = frozenset({"client_secret", "registration_access_token", "access_token",
-                                 "refresh_token", "initial_access_token", "id_token", "password",
-                                 "private_key"})
-# Shorter values are not worth masking and would mangle ordinary words in a message.
-_MIN_SCRUB_LEN: Final = 4
-
-
-class _NotJSON:
-    """Marker for a body that is not JSON (a distinct type so that ``null`` stays ``None``)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NOT_JSON"
-
-
-NOT_JSON: Final = _NotJSON()
-
-
-@dataclass(frozen=True)
-class HttpSettings:
-    """How patient, how fast and how trusting one :class:`HttpClient` is."""
-
-    timeout: float = 10.0
-    connect_timeout: float = 5.0
-    retries: int = 3
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    max_retry_after: float = 120.0
-    # PEM text, not a path: it comes from AuthorizationServer.spec.caBundle. Not in repr: long.
-    ca_bundle: str | None = field(default=None, repr=False)
-    requests_per_second: float | None = None
-    allow_insecure_loopback: bool = True
-    max_body_bytes: int = 1_000_000
-    #: Seconds one attempt may take from sending to the last byte of the body. ``timeout`` bounds each
-    #: read, so without this a server dripping a byte every few seconds would hold a reconcile forever.
-    deadline: float = 60.0
-    #: Which addresses connections may go to, checked after resolving and before connecting
-    #: (:mod:`clientreg.ssrf`). None: any address (and proxies from the environment are honoured).
-    address_policy: AddressPolicy | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("timeout", "connect_timeout", "backoff_base", "backoff_max", "max_retry_after"):
-            if getattr(self, name) < 0:
-                raise ConfigurationError(f"must not be negative, got {getattr(self, name)}", field=name)
-        if self.retries < 0:
-            raise ConfigurationError(f"must not be negative, got {self.retries}", field="retries")
-        if self.requests_per_second is not None and self.requests_per_second <= 0:
-            raise ConfigurationError(f"must be positive, got {self.requests_per_second}",
-                                     field="requestsPerSecond")
-        if self.max_body_bytes <= 0:
-            raise ConfigurationError(f"must be positive, got {self.max_body_bytes}", field="max_body_bytes")
-        if self.deadline <= 0:
-            raise ConfigurationError(f"must be positive, got {self.deadline}", field="deadline")
-
-
-# --- URL policy -----------------------------------------------------------------------------
-
-def is_loopback_host(host: str | None) -> bool:
-    """``localhost``, 127.0.0.0/8 or ::1: the only hosts where plain http is tolerated."""
-    if not host:
-        return False
-    host = host.strip("[]").lower().rstrip(".")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def show_url(url: str) -> str:
-    """A URL fit for a message: bounded, and with credential-looking query values masked."""
-    return redact(url, 200)
-
-
-def check_url(url: str, *, allow_insecure_loopback: bool = True) -> httpx.URL:
-    """Refuse a URL before anything is sent to it.
-
-    https is required (RFC 7591 §3, RFC 7592 §2, RFC 8414 §3 all demand TLS because bearer
-    tokens and client secrets travel on these requests); plain http is accepted for loopback
-    hosts only, and only when ``allow_insecure_loopback`` is set, so local development servers
-    work. Userinfo is refused (RFC 9110 §4.2.4 forbids it in http(s) URIs and it would put a
-    password in logs); a fragment is refused because it means the URL was pasted from a browser
-    and is not what the AS published.
-    """
-    shown = show_url(url)
-    if not isinstance(url, str) or not url:
-        raise ConfigurationError(f"'{shown}' is not a URL", rule="url")
-    if len(url) > 8192:
-        raise ConfigurationError(f"'{shown}' is {len(url)} characters long, more than the 8192 accepted", rule="url")
-    if any(c.isspace() or is_unprintable(c) for c in url):
-        raise ConfigurationError(f"'{shown}' contains whitespace, control or bidi characters", rule="url")
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError, TypeError):
-        raise ConfigurationError(f"'{shown}' is not a valid URL", rule="url") from None
-    if parsed.userinfo:
-        # Do not echo the URL: the userinfo is the very thing that must not be shown.
-        raise ConfigurationError(
-            f"'{parsed.scheme}://…@{parsed.host}…' carries userinfo (user:password@): RFC 9110 §4.2.4 "
-            "forbids it in http(s) URIs; pass credentials as tokens instead", rule="no-userinfo")
-    if parsed.fragment or "#" in url:
-        raise ConfigurationError(f"'{shown}' has a fragment (#…): an endpoint URL never has one",
-                                 rule="no-fragment")
-    if not parsed.host:
-        raise ConfigurationError(f"'{shown}' has no host", rule="url")
-    if parsed.scheme == "https":
-        return parsed
-    if parsed.scheme == "http":
-        if is_loopback_host(parsed.host):
-            if allow_insecure_loopback:
-                return parsed
-            raise PolicyViolation(
-                f"'{shown}' uses plain http: https is required (RFC 7591 §3, RFC 8414 §3 demand TLS) and "
-                "insecure loopback URLs are disabled here", rule="https-required")
-        raise PolicyViolation(
-            f"'{shown}' uses plain http: https is required (RFC 7591 §3, RFC 8414 §3 demand TLS); plain "
-            "http is accepted only for loopback hosts (127.0.0.0/8, ::1, localhost)", rule="https-required")
-    raise ConfigurationError(f"'{shown}' has scheme '{parsed.scheme}': only https is supported",
-                             rule="https-required")
-
-
-# --- bodies (Retry-After and WWW-Authenticate parsing live in clientreg.headers) ---------------
-
-def parse_json(content: bytes) -> Any:
-    """The decoded JSON value, or :data:`NOT_JSON` (also when too deeply nested or with a repeated member:
-    see :func:`clientreg._bodies.decode_json`); never raises on hostile input."""
-    if not content.strip():
-        return NOT_JSON
-    try:
-        return decode_json(content)
-    except BodyRefused:
-        return NOT_JSON
-
-
-def _secret_values(data: Any, depth: int = 0) -> list[str]:
-    """String values under credential keys anywhere in a JSON value, to scrub them from text."""
-    found: list[str] = []
-    if depth > 50:
-        return found
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if key in _SECRET_KEYS and isinstance(value, str):
-                found.append(value)
-            else:
-                found.extend(_secret_values(value, depth + 1))
-    elif isinstance(data, list):
-        for item in data:
-            found.extend(_secret_values(item, depth + 1))
-    return found
-
-
-def _mask(data: Any, depth: int = 0) -> Any:
-    if depth > 50:
-        return "…"
-    if isinstance(data, dict):
-        return {k: ("***" if k in _SECRET_KEYS else _mask(v, depth + 1)) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_mask(v, depth + 1) for v in data]
-    return data
-
-
-def scrub(text: str, secrets: Iterable[SecretStr | str | None]) -> str:
-    """Replace every occurrence of each known secret value in ``text``."""
-    values = sorted({(s.get_secret_value() if isinstance(s, SecretStr) else s) for s in secrets if s},
-                    key=len, reverse=True)
-    for value in values:
-        if len(value) >= _MIN_SCRUB_LEN:
-            text = text.replace(value, "***")
-    return text
-
-
-_TAG_RE = re.compile(r"<[^>]{0,500}>")
-
-
-def body_excerpt(response: httpx.Response, secrets: Iterable[SecretStr | str | None] = ()) -> str | None:
-    """A short, redacted excerpt of a body for an error message; ``None`` when it is empty."""
-    content = response.content
-    if not content.strip():
-        return None
-    data = parse_json(content)
-    extra: list[str] = []
-    if data is NOT_JSON:
-        text = content[:20_000].decode("utf-8", errors="replace")
-        if "<" in text[:200]:
-            # An HTML error page: the words matter, the markup does not.
-            text = _TAG_RE.sub(" ", text)
-    else:
-        extra = _secret_values(data)
-        try:
-            text = _json.dumps(_mask(data), ensure_ascii=False)[:20_000]
-        except (ValueError, RecursionError):
-            text = "<unprintable JSON>"
-    return redact(scrub(text, [*secrets, *extra]))
-
-
-@dataclass(frozen=True)
-class OAuthError:
-    """What an error answer said, read leniently (RFC 6749 §5.2, RFC 6750 §3, RFC 7591 §3.2.2).
-
-    ``error`` is kept only when it looks like an error code; a sentence in ``error`` (Hydra does
-    that) is moved into ``error_description`` so the text is not lost.
-    """
-
-    error: str | None
-    error_description: str | None
-    body: str | None
-
-
-_ERROR_CODE_RE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]{1,64}")
-
-
-def _as_text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return str(value)
-    return None
-
-
-# ProtocolError keeps 200 characters of a description, from the start. Servers put boilerplate
-# first and the specific cause last (Hydra: "The value of one of the Client Metadata fields is
-# invalid … 'metadata' cannot be set"), so a long description keeps both ends.
-_DESCRIPTION_LIMIT: Final = 200
-
-
-def _head_and_tail(text: str) -> str:
-    if len(text) <= _DESCRIPTION_LIMIT:
-        return text
-    head = _DESCRIPTION_LIMIT // 3
-    return f"{text[:head].rstrip()} … {text[-(_DESCRIPTION_LIMIT - head - 3):].lstrip()}"
-
-
-def read_oauth_error(response: httpx.Response, *,
-                     secrets: Iterable[SecretStr | str | None] = ()) -> OAuthError:
-    """Extract ``error``/``error_description`` from a body or a Bearer challenge, whatever its shape."""
-    secrets = list(secrets)
-    data = parse_json(response.content)
-    error: str | None = None
-    description: str | None = None
-    if isinstance(data, dict):
-        raw_error = data.get("error")
-        description = _as_text(data.get("error_description"))
-        if isinstance(raw_error, dict):
-            # Some servers nest a structured error: {"error": {"code": 400, "message": "…"}}.
-            error = _as_text(raw_error.get("id")) or _as_text(raw_error.get("error"))
-            nested = _as_text(raw_error.get("message")) or _as_text(raw_error.get("reason"))
-            description = description or nested
-        else:
-            error = _as_text(raw_error)
-        secrets.extend(_secret_values(data))
-    challenge = bearer_params(response)
-    error = error or challenge.get("error") or None
-    description = description or challenge.get("error_description") or None
-    if error is not None and not _ERROR_CODE_RE.fullmatch(error):
-        description = f"{error}: {description}" if description else error
-        error = None
-    if error is not None:
-        error = scrub(error, secrets)
-    if description is not None:
-        description = _head_and_tail(redact(scrub(description, secrets), 2000))
-    return OAuthError(error=error, error_description=description, body=body_excerpt(response, secrets))
-
-
-# --- the client -----------------------------------------------------------------------------
-
-class _TokenBucket:
-    """Requests per second for one HttpClient; callers reserve a slot and sleep outside the lock."""
-
-    def __init__(self, rate: float, monotonic: Callable[[], float]) -> None:
-        self.rate = rate
-        self.capacity = max(1.0, rate)
-        self._monotonic = monotonic
-        self._tokens = self.capacity
-        self._last = monotonic()
-        self._lock = threading.Lock()
-
-    def reserve(self) -> float:
-        """Take one token, possibly borrowed from the future; return how long to wait for it."""
-        with self._lock:
-            now = self._monotonic()
-            # max(0, …): a clock that went backwards must not drain the bucket.
-            self._tokens = min(self.capacity, self._tokens + max(0.0, now - self._last) * self.rate)
-            self._last = now
-            self._tokens -= 1.0
-            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-        # Monotonic clocks of two processes are unrelated: start full on this side.
-        self._tokens = self.capacity
-        self._last = self._monotonic()
-
-
-def _is_tls_failure(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLError | ssl.CertificateError):
-            return True
-        current = current.__cause__ or current.__context__
-    return bool(re.search(r"\bSSL\b|\bTLS\b|CERTIFICATE_VERIFY_FAILED|certificate verify", str(exc)))
-
-
-# httpx's own defaults (httpx._config.DEFAULT_LIMITS), so that guarding a client changes nothing else.
-_LIMITS: Final = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
-
-
-class GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport with every TCP connection made by :class:`clientreg.ssrf.GuardedBackend`.
-
-    httpx.HTTPTransport takes no network backend, so its connection pool is built here the way it
-    builds one without a proxy. TLS is unchanged by the guard: the backend dials the vetted address,
-    and httpcore then starts TLS with ``server_hostname`` set to the URL's host, so SNI and certificate
-    verification are against the name in the URL, never the address.
-    """
-
-    def __init__(self, policy: AddressPolicy, *, verify: ssl.SSLContext | bool = True, trust_env: bool = True,
-                 resolver: Resolver | None = None, network_backend: httpcore.NetworkBackend | None = None,
-                 limits: httpx.Limits = _LIMITS) -> None:
-        from .ssrf import GuardedBackend
-
-        self.backend = GuardedBackend(policy, resolver=resolver, inner=network_backend)
-        # trust_env here only means SSL_CERT_FILE / SSL_CERT_DIR, as it does for an unguarded client.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=trust_env),
-            max_connections=limits.max_connections, max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry, http1=True, http2=False, retries=0,
-            network_backend=self.backend)
-
-
-_HELD_LOCATION: Final = "clientreg.held_location"
-
-
-def _hold_location(response: httpx.Response) -> None:
-    """Take ``Location`` off a redirect before httpx sees it. Even when it will not follow a redirect, httpx
-    parses the Location to prepare one, and a hostile value (``javascript:x``, control characters) makes it
-    raise from deep inside ``send``; clientreg only ever quotes the value in an error."""
-    if 300 <= response.status_code < 400:
-        raw = [(k, v) for k, v in response.headers.raw if k.lower() != b"location"]
-        if len(raw) != len(response.headers.raw):
-            response.extensions[_HELD_LOCATION] = next(
-                v for k, v in response.headers.raw if k.lower() == b"location")
-            response.headers = httpx.Headers(raw)
 
 
 class _Failure(Exception):
@@ -463,7 +102,7 @@ class HttpClient:
         self._monotonic = monotonic
         self._random = rng or random.Random()
         rps = self.settings.requests_per_second
-        self._bucket = _TokenBucket(rps, monotonic) if rps else None
+        self._bucket = TokenBucket(rps, monotonic) if rps else None
         self._client = self._build_client()
 
     def _build_client(self) -> httpx.Client:
@@ -492,7 +131,7 @@ class HttpClient:
             trust_env=transport is None,
             # Only encodings whose decoding clientreg can bound (clientreg._bodies).
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
-            event_hooks={"response": [_hold_location]},
+            event_hooks={"response": [hold_location]},
         )
 
     # Pickling (Pulumi serialises dynamic providers): the connection pool and SSL context are
@@ -608,9 +247,8 @@ class HttpClient:
             return response
 
     def _backoff(self, attempt: int) -> float:
-        # Full jitter (AWS architecture blog): spreads the retries of many reconcilers apart.
-        cap = min(self.settings.backoff_max, self.settings.backoff_base * (2 ** attempt))
-        return self._random.uniform(0, cap)
+        return full_jitter(attempt, base=self.settings.backoff_base, cap=self.settings.backoff_max,
+                           rng=self._random)
 
     def _send_once(self, method: str, target: httpx.URL, shown: str, headers: Mapping[str, str],
                    content: bytes | None) -> httpx.Response:
@@ -627,7 +265,7 @@ class HttpClient:
             # The address guard refused the connection: nothing was sent, and repeating cannot help.
             raise type(exc)(f"{method} {shown}: {exc.message}", rule=exc.rule) from None
         except httpx.ConnectError as exc:
-            if _is_tls_failure(exc):
+            if is_tls_failure(exc):
                 raise TransportError(
                     f"{method} {shown}: TLS with {host} failed ({redact(str(exc), 160)}); if the AS "
                     "uses a private CA, put its PEM certificate in the AuthorizationServer's "
@@ -662,7 +300,7 @@ class HttpClient:
         # Raw bytes: a header that is not ASCII (a UTF-8 Location, a stray \xff) survives as sent.
         kept = [(k, v) for k, v in streamed.headers.raw
                 if k.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")]
-        held = streamed.extensions.get(_HELD_LOCATION)
+        held = streamed.extensions.get(HELD_LOCATION)
         if held is not None:
             kept.append((b"location", held))
         return httpx.Response(streamed.status_code, headers=kept, content=body, request=request)
@@ -681,22 +319,10 @@ class HttpClient:
                                f"{deadline:g}s ({total} bytes so far)", delivered=True)
         try:
             # Raw bytes, decoded under the cap: httpx's iter_bytes would inflate a whole chunk first.
-            return read_bounded(_raw_chunks(response), content_encoding=response.headers.get("content-encoding"),
+            return read_bounded(raw_chunks(response), content_encoding=response.headers.get("content-encoding"),
                                 limit=limit, on_chunk=on_chunk)
         except BodyTooLarge as exc:
             raise ProtocolError(f"{method} {shown}: the body exceeds the {limit} bytes clientreg reads ({exc} size)",
                                 status=response.status_code, url=shown) from None
         except BodyRefused as exc:
             raise ProtocolError(f"{method} {shown}: {exc}", status=response.status_code, url=shown) from None
-
-
-def _raw_chunks(response: httpx.Response) -> Iterator[bytes]:
-    try:
-        yield from response.iter_raw()
-    except httpx.StreamConsumed:
-        # Only a response built with content= (a test's MockTransport) is read before it is returned;
-        # its stream still holds the bytes as given, so they are decoded under the cap all the same.
-        stream = response.stream
-        assert isinstance(stream, httpx.SyncByteStream)
-        yield from stream
-

@@ -41,8 +41,8 @@ from urllib.parse import urlsplit
 
 import idna
 
+from ._addresses import is_loopback_host
 from .errors import PolicyViolation, redact
-from .http import is_loopback_host
 
 if TYPE_CHECKING:
     from .spec import AuthorizationServerSpec

@@ -3,34 +3,50 @@
 The same models back the CLI's YAML, the CRDs (their OpenAPI schema is generated from here) and,
 in snake_case, the Pulumi resource arguments. Registration metadata are flat camelCase fields with
 a 1:1 mapping to RFC 7591 / OpenID Connect Registration wire names (:data:`WIRE_NAMES`).
+
+The models live here; their validators are in :mod:`clientreg._spec_checks`, the wire-name mapping in
+:mod:`clientreg._wire` and document parsing in :mod:`clientreg._validation`. This module re-exports
+what front ends import from it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
-from urllib.parse import SplitResult, urlsplit
+from typing import Any, Literal, cast
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
+from ._spec_checks import (
+    Duration,
+    HostPattern,
+    RedirectUri,
+    SchemeName,
+    WebUrl,
+    check_cimd_url,
+    check_grants,
+    check_key_pair,
+    check_scope,
+)
+from ._validation import parse_kind
+from ._validation import validation_message as validation_message
+from ._wire import REDIRECT_GRANTS as REDIRECT_GRANTS
+from ._wire import SET_VALUED as SET_VALUED
+from ._wire import WIRE_NAMES as WIRE_NAMES
+from ._wire import camel_for
+from ._wire import request_metadata as request_metadata
 from .durations import parse_duration
-from .errors import ConfigurationError, redact
-from .http import is_loopback_host
 from .jwks import PublicJwks
 from .names import (
-    SUBDOMAIN,
     Annotations,
     DisplayName,
     DisplayValues,
@@ -43,58 +59,17 @@ from .names import (
     Text,
 )
 from .openapi import openapi_schema as openapi_schema
-from .redirects import check_redirect_uri, check_scheme_name, check_uri_text, host_pattern
-from .redirects import quoted as _quoted
 from .tenancy import AllowedNamespaces
 
 API_VERSION = "clientreg.dev/v1alpha1"
 GROUP = "clientreg.dev"
 VERSION = "v1alpha1"
 
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")  # RFC 6749 §3.3 scope-token
-
 
 class _Model(BaseModel):
     # camelCase on the wire of the YAML/CRD, snake_case in Python (and in Pulumi): both accepted.
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
-
-# --- small validators ----------------------------------------------------------------------------
-
-def _check_url_text(value: str) -> SplitResult:
-    check_uri_text(value)  # whitespace, control, bidi and invisible characters, backslashes
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - a malformed port raises only when read
-    except ValueError:
-        raise ValueError(f"{_quoted(value)} is not a valid URL") from None
-    if parts.username or parts.password:
-        # RFC 9110 §4.2.4: no userinfo in http(s) URIs; it would also put a password in logs and at the AS.
-        raise ValueError(f"{_quoted(value)} must not carry user:password@ (RFC 9110 §4.2.4)")
-    return parts
-
-
-def _check_web_url(value: str, *, allow_loopback_http: bool = True) -> str:
-    parts = _check_url_text(value)
-    if not parts.scheme or not parts.netloc:
-        raise ValueError(f"{_quoted(value)} must be an absolute URL (scheme and host)")
-    if parts.scheme == "http" and allow_loopback_http and is_loopback_host(parts.hostname):
-        return value
-    if parts.scheme != "https":
-        raise ValueError(f"{_quoted(value)} must use https (plain http is allowed only for loopback hosts)")
-    return value
-
-
-def _check_duration(value: str) -> str:
-    parse_duration(value)
-    return value
-
-
-WebUrl = Annotated[str, AfterValidator(_check_web_url)]
-RedirectUri = Annotated[str, AfterValidator(check_redirect_uri)]  # RFC 6749 §3.1.2, RFC 8252 §7
-HostPattern = Annotated[str, AfterValidator(host_pattern)]
-SchemeName = Annotated[str, AfterValidator(check_scheme_name)]  # RFC 8252 §7.1
-Duration = Annotated[str, AfterValidator(_check_duration)]
 
 GrantType = Literal["authorization_code", "implicit", "password", "client_credentials", "refresh_token",
                     "urn:ietf:params:oauth:grant-type:jwt-bearer",
@@ -209,8 +184,36 @@ class Rotation(_Model):
                                     "whether or not the secret expires.")
     grace_period: Duration = Field("10m", description="How long the old client keeps working after rotation.")
 
+    # Parsed once, when the document is validated: plan() and the front ends work with timedeltas and never
+    # parse a string the user wrote (a malformed one fails here, naming the field).
+    _rotate_before: timedelta | None = PrivateAttr(None)
+    _period: timedelta | None = PrivateAttr(None)
+    _grace: timedelta = PrivateAttr(timedelta(minutes=10))
+
+    @model_validator(mode="after")
+    def _parse_durations(self) -> Rotation:
+        self._rotate_before = parse_duration(self.rotate_before) if self.rotate_before is not None else None
+        self._period = parse_duration(self.period) if self.period is not None else None
+        self._grace = parse_duration(self.grace_period)
+        return self
+
+    @property
+    def rotate_before_delta(self) -> timedelta | None:
+        """``rotateBefore`` as a timedelta; None when unset (rotate once two thirds of the lifetime passed)."""
+        return self._rotate_before
+
+    @property
+    def period_delta(self) -> timedelta | None:
+        """``period`` as a timedelta; None when unset (no time-based rotation)."""
+        return self._period
+
+    @property
+    def grace_delta(self) -> timedelta:
+        """``gracePeriod`` as a timedelta."""
+        return self._grace
+
     def grace(self) -> timedelta:
-        return parse_duration(self.grace_period)
+        return self._grace
 
 
 class KeyPair(_Model):
@@ -241,36 +244,6 @@ class SecretTemplate(_Model):
         "{tokenEndpoint}.")
 
 
-#: camelCase spec field → RFC 7591 / OIDC Registration wire name. The only place that mapping lives.
-WIRE_NAMES: dict[str, str] = {
-    "clientName": "client_name",
-    "redirectUris": "redirect_uris",
-    "grantTypes": "grant_types",
-    "responseTypes": "response_types",
-    "scope": "scope",
-    "tokenEndpointAuthMethod": "token_endpoint_auth_method",
-    "contacts": "contacts",
-    "clientUri": "client_uri",
-    "logoUri": "logo_uri",
-    "tosUri": "tos_uri",
-    "policyUri": "policy_uri",
-    "jwksUri": "jwks_uri",
-    "jwks": "jwks",
-    "softwareId": "software_id",
-    "softwareVersion": "software_version",
-    "postLogoutRedirectUris": "post_logout_redirect_uris",
-    "applicationType": "application_type",
-    "subjectType": "subject_type",
-    "idTokenSignedResponseAlg": "id_token_signed_response_alg",
-    "tokenEndpointAuthSigningAlg": "token_endpoint_auth_signing_alg",
-    "defaultMaxAge": "default_max_age",
-    "requireAuthTime": "require_auth_time",
-    "initiateLoginUri": "initiate_login_uri",
-    "sectorIdentifierUri": "sector_identifier_uri",
-}
-
-#: Wire fields whose value is a set on the wire (order carries no meaning).
-SET_VALUED = frozenset({"grant_types", "response_types", "redirect_uris", "contacts", "post_logout_redirect_uris"})
 
 
 class OAuthClientSpec(_Model):
@@ -322,13 +295,7 @@ class OAuthClientSpec(_Model):
     @field_validator("scope")
     @classmethod
     def _scope(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        words = v.split(" ")
-        bad = [w for w in words if not _SCOPE_TOKEN.match(w)]
-        if bad:
-            raise ValueError(f"scope is space-separated scope tokens (RFC 6749 §3.3); bad: {bad!r}")
-        return v
+        return check_scope(v)
 
     @field_validator("additional_metadata")
     @classmethod
@@ -338,34 +305,20 @@ class OAuthClientSpec(_Model):
         clash = sorted(set(v) & (set(WIRE_NAMES.values()) | managed))
         if clash:
             raise ValueError(f"{clash} must not be set here: use the typed fields "
-                             f"({', '.join(_camel_for(w) for w in clash)}) or leave server-issued values alone")
+                             f"({', '.join(camel_for(w) for w in clash)}) or leave server-issued values alone")
         return v
 
     @model_validator(mode="after")
     def _consistency(self) -> OAuthClientSpec:
-        grants = set(self.grant_types or ["authorization_code"])
-        responses = set(self.response_types or (["code"] if "authorization_code" in grants else []))
-        # OpenID Connect Registration §2: response types and grant types must agree.
-        if any("code" in r.split() for r in responses) and "authorization_code" not in grants:
-            raise ValueError("responseTypes includes 'code', so grantTypes must include authorization_code "
-                             "(OpenID Connect Registration §2)")
-        if any({"token", "id_token"} & set(r.split()) for r in responses) and "implicit" not in grants:
-            raise ValueError("responseTypes includes 'token' or 'id_token', so grantTypes must include implicit")
-        if "authorization_code" in grants and self.response_types is not None and \
-                not any("code" in r.split() for r in responses):
-            raise ValueError("grantTypes includes authorization_code, so responseTypes must include 'code'")
-        if grants & {"authorization_code", "implicit"} and not self.redirect_uris \
-                and self.registration == "dcr":
-            raise ValueError("redirectUris is required for the authorization_code and implicit grants "
-                             "(RFC 7591 §2); for machine-to-machine clients set grantTypes: [client_credentials]")
+        check_grants(self)
         if self.jwks is not None and self.jwks_uri is not None:
             raise ValueError("jwks and jwksUri must not both be set (RFC 7591 §2)")
         if self.key_pair is not None:
-            _check_key_pair(self)
+            check_key_pair(self)
         if self.registration == "cimd":
             if not self.client_id_url:
                 raise ValueError("registration: cimd needs clientIdUrl")
-            _check_cimd_url(self.client_id_url)
+            check_cimd_url(self.client_id_url)
             if self.token_endpoint_auth_method in SHARED_SECRET_METHODS:
                 raise ValueError("a Client ID Metadata Document client cannot use a shared secret: use "
                                  "tokenEndpointAuthMethod none or private_key_jwt")
@@ -393,57 +346,6 @@ class OAuthClientSpec(_Model):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-REDIRECT_GRANTS = frozenset({"authorization_code", "implicit"})
-
-
-def request_metadata(declared: dict[str, Any]) -> dict[str, Any]:
-    """What is sent: the declared metadata plus what it implies on the wire.
-
-    RFC 7591 §2 defaults response_types to ["code"], so a client declaring only non-redirect grants
-    (client_credentials, …) must say ``response_types: []`` explicitly or servers such as oidc-provider
-    demand redirect_uris. Implied values are sent but never compared for drift: only what the user
-    declared is.
-    """
-    out = dict(declared)
-    grants = declared.get("grant_types")
-    if grants is not None and not REDIRECT_GRANTS & set(grants):
-        out.setdefault("response_types", [])
-    return out
-
-
-def _camel_for(wire: str) -> str:
-    return next((c for c, w in WIRE_NAMES.items() if w == wire), wire)
-
-
-def _check_key_pair(spec: OAuthClientSpec) -> None:
-    assert spec.key_pair is not None
-    if spec.token_endpoint_auth_method != "private_key_jwt":
-        raise ValueError("keyPair is only for tokenEndpointAuthMethod: private_key_jwt (RFC 7523 §2.2); "
-                         f"tokenEndpointAuthMethod is {spec.token_endpoint_auth_method!r}")
-    if spec.jwks is not None:
-        raise ValueError("jwks must not be set with keyPair: clientreg derives the client's jwks from the key "
-                         "pair it holds (set jwksUri instead to publish the key set yourself)")
-    alg = spec.token_endpoint_auth_signing_alg
-    if alg is not None and alg != spec.key_pair.algorithm:
-        raise ValueError(f"tokenEndpointAuthSigningAlg {alg!r} differs from keyPair.algorithm "
-                         f"{spec.key_pair.algorithm!r}: the AS would refuse every assertion (RFC 7591 §2)")
-
-
-def _check_cimd_url(url: str) -> None:
-    """draft-ietf-oauth-client-id-metadata-document §3: https, a path, no fragment, no dot segments."""
-    parts = urlsplit(url)
-    if parts.scheme != "https" and not is_loopback_host(parts.hostname):
-        raise ValueError(f"clientIdUrl {url!r} must use https (CIMD §3)")
-    if parts.path in ("", "/"):
-        raise ValueError(f"clientIdUrl {url!r} must contain a path component (CIMD §3)")
-    if parts.fragment or "#" in url:
-        raise ValueError(f"clientIdUrl {url!r} must not contain a fragment (CIMD §3)")
-    if any(seg in (".", "..") for seg in parts.path.split("/")):
-        raise ValueError(f"clientIdUrl {url!r} must not contain dot segments (CIMD §3)")
-    if parts.username or parts.password:
-        raise ValueError(f"clientIdUrl {url!r} must not contain a username or password (CIMD §3)")
-
-
 class OAuthClient(_Model):
     api_version: Literal["clientreg.dev/v1alpha1"] = "clientreg.dev/v1alpha1"
     kind: Literal["OAuthClient"] = "OAuthClient"
@@ -463,51 +365,6 @@ KINDS: dict[str, type[AuthorizationServer] | type[ClusterAuthorizationServer] | 
 }
 
 
-def validation_message(exc: ValidationError) -> tuple[str, str]:
-    """(field path, rule) of the first error, with camelCase field names as the user wrote them."""
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        msg = "unknown field (check the spelling; registration metadata without a typed field goes in " \
-              "spec.additionalMetadata by wire name)"
-    elif first["type"] == "missing":
-        msg = "required field is missing"
-    elif msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    if msg.startswith((".", "[")) and ": " in msg:  # a validator naming a member below the field (jwks.py)
-        loc, msg = loc + msg.split(": ", 1)[0], msg.split(": ", 1)[1]
-    more = len(exc.errors()) - 1
-    if more:
-        msg += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return loc or "(document)", msg
-
-
-def _shown(value: Any) -> str:
-    """A value the user wrote where a string belongs, fit for a message (a container only by its type)."""
-    if isinstance(value, str | float | bool) or value is None or (isinstance(value, int) and value.bit_length() < 64):
-        return redact(repr(value), 80)
-    return f"a {type(value).__name__}"
-
-
 def parse_document(data: Any, *, source: str | None = None) -> Document:
     """Validate one decoded document, raising ConfigurationError that names the field and the rule."""
-    if not isinstance(data, dict):
-        raise ConfigurationError("a document must be a mapping with apiVersion, kind, metadata and spec", source=source)
-    kind = data.get("kind")
-    name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
-    # Only a known kind and a valid name make a label: anything else could hold anything (a YAML alias bomb,
-    # control characters for the terminal); the error about it escapes it.
-    label_kind = kind if isinstance(kind, str) and kind in KINDS else None
-    label = f"{label_kind}/{name}" if label_kind and SUBDOMAIN.problem(name) is None else label_kind
-    if not isinstance(kind, str) or kind not in KINDS:
-        raise ConfigurationError(f"unknown kind {_shown(kind)}; expected one of {', '.join(KINDS)} (or v1 Secret)",
-                                 source=source, document=label, field="kind")
-    if data.get("apiVersion") != API_VERSION:
-        raise ConfigurationError(f"apiVersion must be {API_VERSION}, got {_shown(data.get('apiVersion'))}",
-                                 source=source, document=label, field="apiVersion")
-    try:
-        return KINDS[kind].model_validate(data)
-    except ValidationError as exc:
-        field, rule = validation_message(exc)
-        raise ConfigurationError(rule, source=source, document=label, field=field, rule=rule) from None
+    return cast(Document, parse_kind(data, KINDS, api_version=API_VERSION, source=source))

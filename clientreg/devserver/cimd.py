@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7591 import InvalidClientMetadataError
 
+from .._spec_checks import check_cimd_url
 from ..cimd import validate_document
 from ..errors import ClientregError
-from ..spec import _check_cimd_url
 from ..ssrf import FetchPolicy, fetch_json
 from .metadata import validate_client_metadata
 from .models import RegisteredClient
@@ -64,7 +64,7 @@ class ClientResolver:
 
     def _document_client(self, url: str) -> RegisteredClient:
         try:
-            _check_cimd_url(url)
+            check_cimd_url(url)
             document = fetch_client_document(self._deployment, url)
             if not isinstance(document, dict):
                 raise InvalidClientMetadataError("the document is not a JSON object")

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from ..http import is_loopback_host
+from .._addresses import is_loopback_host
 from .app import DEV_PREFIX, create_app
 from .counters import RequestCounter
 from .settings import Deployment, DevServerSettings

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..http import is_loopback_host
+from .._addresses import is_loopback_host
 
 # Every client authentication method the dev server accepts at registration. ``none`` is for public
 # clients (authorization code + PKCE elsewhere); they can register here but get no client_credentials token.

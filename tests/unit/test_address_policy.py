@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from clientreg import rfc7591
 from clientreg.discovery import discover
 from clientreg.errors import ClientregError, ConfigurationError, PolicyViolation, TransportError, describe
-from clientreg.http import _LIMITS, GuardedTransport, HttpClient, HttpSettings
+from clientreg.http import DEFAULT_LIMITS, GuardedTransport, HttpClient, HttpSettings
 from clientreg.server import ServerConnection, http_settings_for
 from clientreg.spec import AuthorizationServerSpec
 from clientreg.ssrf import STRICT, USER_CONFIGURED, AddressPolicy, FetchRefused, address_refusal, fetch_json
@@ -408,7 +408,8 @@ def test_http_client_uses_the_guard_only_under_a_policy() -> None:
     mock = httpx.MockTransport(lambda r: httpx.Response(200))
     # An injected transport is the network (tests): the policy cannot apply to it and does not wrap it.
     assert HttpClient(HttpSettings(address_policy=OPERATOR), transport=mock)._client._transport is mock
-    assert (_LIMITS.max_connections, _LIMITS.max_keepalive_connections, _LIMITS.keepalive_expiry) == (
+    limits = DEFAULT_LIMITS
+    assert (limits.max_connections, limits.max_keepalive_connections, limits.keepalive_expiry) == (
         httpx._config.DEFAULT_LIMITS.max_connections, httpx._config.DEFAULT_LIMITS.max_keepalive_connections,
         httpx._config.DEFAULT_LIMITS.keepalive_expiry)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clientreg.errors import ConfigurationError
-from clientreg.spec import WIRE_NAMES, OAuthClient, OAuthClientSpec, parse_document
+from clientreg.spec import WIRE_NAMES, OAuthClient, OAuthClientSpec, Rotation, parse_document
 
 
 def client_doc(**spec: Any) -> dict[str, Any]:
@@ -97,6 +98,28 @@ def test_cimd_rules() -> None:
 def test_durations_are_go_style() -> None:
     parse_document(client_doc(rotation={"rotateBefore": "72h", "period": "1h30m", "gracePeriod": "10m"}))
     rejects(client_doc(rotation={"period": "30d"}), "spec.rotation.period", "Go syntax")
+
+
+def test_rotation_durations_are_parsed_when_the_document_is_validated() -> None:
+    doc = parse_document(client_doc(rotation={"rotateBefore": "72h", "period": "1h30m", "gracePeriod": "0s"}))
+    assert isinstance(doc, OAuthClient) and doc.spec.rotation is not None
+    rotation = doc.spec.rotation
+    assert rotation.rotate_before_delta == timedelta(hours=72)
+    assert rotation.period_delta == timedelta(hours=1, minutes=30)
+    assert rotation.grace_delta == rotation.grace() == timedelta(0)
+    # The strings stay as written (CRDs, Pulumi outputs, spec hashes show what the user declared).
+    assert (rotation.rotate_before, rotation.period, rotation.grace_period) == ("72h", "1h30m", "0s")
+
+
+def test_rotation_defaults_parse_to_no_deadline_and_a_ten_minute_grace() -> None:
+    doc = parse_document(client_doc(rotation={}))
+    assert isinstance(doc, OAuthClient) and doc.spec.rotation is not None
+    rotation = doc.spec.rotation
+    assert rotation.rotate_before_delta is None and rotation.period_delta is None
+    assert rotation.grace_delta == timedelta(minutes=10)
+    # A copy with a changed field is validated again, so its parsed value follows the string.
+    changed = Rotation.model_validate({**rotation.model_dump(by_alias=True), "gracePeriod": "1h"})
+    assert changed.grace_delta == timedelta(hours=1)
 
 
 def test_wrong_kind_and_api_version() -> None:
