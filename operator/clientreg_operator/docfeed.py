@@ -79,7 +79,7 @@ def claim_of(secret: Body) -> Claim | None:
         log.warning("record Secret %s: not read (%s); its documents are not served", meta.get("name"), exc.reason)
         return None
     documents = publish.documents(record)
-    if not documents:
+    if record is None or not documents:
         return None
     created = parse_timestamp((meta.get("annotations") or {}).get(OAUTHCLIENT_CREATED_ANNOTATION)
                               or meta.get("creationTimestamp"))
