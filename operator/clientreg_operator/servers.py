@@ -61,7 +61,9 @@ def check_server(cluster: Cluster, body: Body, *, cluster_resource_namespace: st
         reason = "Waiting" if isinstance(error, DependencyNotReady) else error.reason
         ready = st.condition(st.READY, "False", reason, error.summary(), generation=generation, previous=previous,
                              now=now)
-    new = st.with_conditions({k: v for k, v in facts.items() if v}, [ready], generation)
+    progress = st.progress(ready["reason"], ready["message"], settled=error is None, generation=generation,
+                           previous=previous, now=now)
+    new = st.with_conditions({k: v for k, v in facts.items() if v}, [ready, *progress], generation)
     patch = st.status_patch(body.get("status"), new)
     if patch is not None:
         cluster.patch_server_status(kind, namespace, name, patch)
