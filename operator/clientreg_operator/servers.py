@@ -2,7 +2,8 @@
 
 cert-manager's Issuer Ready condition: the server's metadata was discovered (or its registration
 endpoint is given) and its initial access token Secret exists. A failing server is looked at again with
-backoff by kopf; clients referencing it report their own conditions either way.
+backoff by kopf; clients referencing it report their own conditions either way. kstatus's Stalled or
+Reconciling accompany a Ready=False, by the same table as clients' (status.py).
 """
 
 from __future__ import annotations
