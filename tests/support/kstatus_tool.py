@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,11 @@ SOURCE = Path(__file__).parent / "kstatus"
 SOURCE_FILES = ("go.mod", "go.sum", "main.go")
 #: The cli-utils release the go.mod requires (kept in step with it; the cache folder names it).
 CLI_UTILS_VERSION = "v0.37.2"
-BUILD_TIMEOUT = float(os.environ.get("CLIENTREG_KSTATUS_BUILD_TIMEOUT", "900"))
+DEFAULT_BUILD_TIMEOUT = 900.0
+
+
+def build_timeout() -> float:
+    return float(os.environ.get("CLIENTREG_KSTATUS_BUILD_TIMEOUT", DEFAULT_BUILD_TIMEOUT))
 
 
 def _digest() -> str:
@@ -46,18 +49,18 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def _run(cmd: list[str], *, cwd: Path, log: Path, deadline: float) -> None:
+def _run(cmd: list[str], *, cwd: Path, log: Path, timeout: float) -> None:
     """Run one go command, killing its whole process group at ``deadline`` (go forks compilers)."""
     with open(log, "a") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, env=go_env(), stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
-            code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             raise ComponentUnavailable(
-                f"building kstatus took over {BUILD_TIMEOUT:.0f}s (Go module proxy slow or unreachable? "
+                f"building kstatus took over {timeout:.0f}s (Go module proxy slow or unreachable? "
                 f"GOPROXY={os.environ.get('GOPROXY', 'default')}; raise CLIENTREG_KSTATUS_BUILD_TIMEOUT); "
                 f"end of {log}:\n{_tail(log)}") from None
     if code != 0:
@@ -84,10 +87,9 @@ def ensure_kstatus() -> Path:
             shutil.copyfile(SOURCE / name, src / name)
         log = folder / "build.log"
         log.write_text("")
-        deadline = time.monotonic() + BUILD_TIMEOUT
         # -mod=readonly: exactly the versions go.sum pins; a download is the only network use.
         _run(["go", "build", "-mod=readonly", "-trimpath", "-o", str(binary), "."], cwd=src, log=log,
-             deadline=deadline)
+             timeout=build_timeout())
         mark_complete(folder)
     return binary
 
