@@ -350,7 +350,9 @@ class Reconciler:
         ready_status: st.ConditionStatus = "True" if usable and not unpublished else "False"
         condition = partial(st.condition, generation=generation, previous=previous, now=now)
         conditions = [condition(st.READY, ready_status, str(reason), message),
-                      condition(st.SYNCED, synced[0], str(synced[1]), synced[2])]
+                      condition(st.SYNCED, synced[0], str(synced[1]), synced[2]),
+                      *st.progress(str(reason), message, settled=ready_status == synced[0] == "True",
+                                   generation=generation, previous=previous, now=now)]
         next_rotation = None
         if record is not None and client is not None:
             desired = Desired.from_client(client)

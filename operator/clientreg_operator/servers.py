@@ -2,7 +2,8 @@
 
 cert-manager's Issuer Ready condition: the server's metadata was discovered (or its registration
 endpoint is given) and its initial access token Secret exists. A failing server is looked at again with
-backoff by kopf; clients referencing it report their own conditions either way.
+backoff by kopf; clients referencing it report their own conditions either way. kstatus's Stalled or
+Reconciling accompany a Ready=False, by the same table as clients' (status.py).
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def check_server(cluster: Cluster, body: Body, *, cluster_resource_namespace: st
         reason = "Waiting" if isinstance(error, DependencyNotReady) else error.reason
         ready = st.condition(st.READY, "False", reason, error.summary(), generation=generation, previous=previous,
                              now=now)
-    new = st.with_conditions({k: v for k, v in facts.items() if v}, [ready], generation)
+    progress = st.progress(ready["reason"], ready["message"], settled=error is None, generation=generation,
+                           previous=previous, now=now)
+    new = st.with_conditions({k: v for k, v in facts.items() if v}, [ready, *progress], generation)
     patch = st.status_patch(body.get("status"), new)
     if patch is not None:
         cluster.patch_server_status(kind, namespace, name, patch)

@@ -4,6 +4,47 @@ cert-manager's shape: a ``Ready`` condition that says whether workloads can use 
 ``Synced`` condition that says whether the AS holds what the spec declares, ``observedGeneration``, and
 the facts a person asks first (client ID, expiry, rotations). A condition's ``lastTransitionTime`` moves
 only when its status flips, so a stable resource produces byte-identical status and no write.
+
+kstatus (sigs.k8s.io/cli-utils, behind Flux's health checks) does not read ``Synced``, and reads
+``Ready=False`` as InProgress whatever the reason: a client whose spec can never work would keep a
+health check waiting until its timeout. So every status also carries kstatus's abnormal-true
+conditions (see :func:`progress`): ``Stalled=True`` on a terminal reason (kstatus: Failed),
+``Reconciling=True`` while work is under way or retried (InProgress), neither once ``Ready`` and
+``Synced`` are True (Current). ``observedGeneration`` is written on every report, failures included: a
+generation ahead of it is InProgress, however the conditions read.
+
+A reason is terminal when retrying cannot fix it: only a change of this resource, or of another one
+(or of the authorization server's configuration) by a person does. The operator keeps retrying either
+way, and the conditions clear on the first reconcile that succeeds.
+
+======================================  ========  ====================================================
+Reason                                  kstatus   Why
+======================================  ========  ====================================================
+InvalidSpec                             Failed    the spec (or the referenced server's) must be edited
+PolicyViolation                         Failed    an operator policy forbids the spec (SSRF guard, ...)
+NotPermitted                            Failed    allowedRedirectHosts/Schemes refuse a redirect URI, or
+                                                  the AS answered 403 (RFC 7592 §2)
+NamespaceNotAllowed                     Failed    the ClusterAuthorizationServer's allowedNamespaces, or
+                                                  the namespace's labels, must change
+SecretConflict                          Failed    a Secret the operator does not own has the name
+DocumentHostTaken / DocumentPathTaken   Failed    another client claimed the document's host or path
+                                                  first; it must go, or this spec must change
+DocumentRefused                         Failed    the document this spec renders cannot be served
+RegistrationRejected                    Failed    the AS refused the metadata (RFC 7591 §3.2.2)
+ServerRefusedValue                      Failed    the AS keeps other values than the declared ones
+CredentialsRejected                     Failed    the AS refuses the token (RFC 7592 §2): a person
+                                                  must fix the initial access token or adopt the client
+Unsupported                             Failed    the AS lacks the RFC 7592 operation the change needs
+StateError                              Failed    the record is unreadable: restore it from a backup
+RetiringClientDeleteRefused             Failed    an old client may still be live: check it at the AS
+Waiting                                 Progress  a Secret or server it needs is not there yet
+ServerUnreachable / RateLimited         Progress  transport trouble, retried with backoff
+ServerError / DiscoveryFailed           Progress  the AS answered badly, maybe for a while: retried
+DocumentNotPublished                    Progress  a CIMD/JWKS document is not served as rendered yet
+ClientGoneAtServer, SecretExpired       Progress  the operator registers or rotates anew
+anything else (new reasons included)    Progress  a health check times out rather than fail wrongly
+InSync (Ready and Synced True)          Current   neither condition is set
+======================================  ========  ====================================================
 """
 
 from __future__ import annotations
@@ -20,6 +61,16 @@ from clientreg_kube.conventions import ROTATE_ANNOTATION
 ConditionStatus = Literal["True", "False", "Unknown"]
 READY = "Ready"
 SYNCED = "Synced"
+#: kstatus's abnormal-true conditions (sigs.k8s.io/cli-utils pkg/kstatus): absent means "no".
+STALLED = "Stalled"
+RECONCILING = "Reconciling"
+
+#: Reasons that retrying cannot fix (the table in the module docstring).
+TERMINAL_REASONS = frozenset({
+    "InvalidSpec", "PolicyViolation", "NotPermitted", "NamespaceNotAllowed", "SecretConflict",
+    "DocumentHostTaken", "DocumentPathTaken", "DocumentRefused", "RegistrationRejected", "ServerRefusedValue",
+    "CredentialsRejected", "Unsupported", "StateError", "RetiringClientDeleteRefused",
+})
 
 
 class _Status(BaseModel):
@@ -30,7 +81,8 @@ class Condition(_Status):
     """The Kubernetes condition convention (metav1.Condition)."""
 
     type: str = Field(description="Ready: the Secret holds usable credentials. Synced: the client at the "
-                      "authorization server matches the spec.")
+                      "authorization server matches the spec. Stalled (kstatus): a failure retrying cannot fix. "
+                      "Reconciling (kstatus): work under way or retried.")
     status: ConditionStatus
     reason: str = Field(description="CamelCase reason, e.g. InSync, Waiting, ServerUnreachable.")
     message: str = ""
@@ -85,6 +137,17 @@ def condition(type_: str, status: ConditionStatus, reason: str, message: str, *,
     since = old.get("lastTransitionTime") if old and old.get("status") == status else None
     return Condition(type=type_, status=status, reason=reason, message=message, observed_generation=generation,
                      last_transition_time=since or rfc3339(now)).model_dump(by_alias=True, exclude_none=True)
+
+
+def progress(reason: str, message: str, *, settled: bool, generation: int | None, previous: list[dict[str, Any]],
+             now: datetime) -> list[dict[str, Any]]:
+    """kstatus's conditions for a resource whose Ready condition carries ``reason``: none when ``settled``,
+    else ``Stalled=True`` for a terminal reason and ``Reconciling=True`` for any other. Never both: kstatus
+    takes whichever comes first."""
+    if settled:
+        return []
+    type_ = STALLED if reason in TERMINAL_REASONS else RECONCILING
+    return [condition(type_, "True", reason, message, generation=generation, previous=previous, now=now)]
 
 
 def record_facts(record: RegistrationRecord | None, next_rotation: datetime | None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from .cache import in_ci
 #: name → (module, function). Order: cheap first, so a broken toolchain shows early.
 COMPONENTS: dict[str, tuple[str, str]] = {
     "oidc-provider": ("support.oidc_provider", "ensure_oidc_provider"),
+    "kstatus": ("support.kstatus_tool", "ensure_kstatus"),
     "keycloak": ("support.keycloak", "ensure_keycloak"),
     "helm": ("support.kube", "ensure_helm"),
     "kube": ("support.kube", "ensure_kube_assets"),
