@@ -10,6 +10,7 @@ core's :func:`clientreg.resolve.resolve_server`; this module only looks things u
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from clientreg.errors import ConfigurationError, DependencyNotReady
 from clientreg.http import HttpClient, HttpSettings
+from clientreg.record import RegistrationRecord
 from clientreg.resolve import resolve_server, server_key
 from clientreg.server import ServerConnection, http_settings_for
 from clientreg.spec import (
@@ -32,6 +34,8 @@ from clientreg_kube.cluster import Cluster
 from clientreg_kube.secrets import decode
 
 from .config import DEFAULT_ADDRESS_POLICIES, ServerAddressPolicies
+
+log = logging.getLogger(__name__)
 
 ServerKey = tuple[str, str, str]
 #: Seconds one discovery serves every reconcile against its AS: an AS may move its endpoints without its
@@ -144,6 +148,17 @@ class Connections:
             return
         with slots:
             yield
+
+    def from_record(self, record: RegistrationRecord) -> ServerConnection:
+        """A connection to where ``record``'s client lives, for deleting it when its server resource is gone
+        (or no longer admits the namespace). Endpoints an AS of either kind chose: the strict policy applies."""
+        endpoint = record.registration_endpoint or record.registration_client_uri or record.issuer
+        if not endpoint:
+            raise ConfigurationError(f"the server of client {record.client_id} is gone and the record does not "
+                                     "say where it lived: set deletionPolicy: Orphan to let the resource go")
+        log.warning("server of client %s is gone; deleting it with default HTTP settings", record.client_id)
+        return ServerConnection.for_spec(AuthorizationServerSpec(registration_endpoint=endpoint),
+                                         name="(deleted server)", address_policy=self.address_policies.namespaced)
 
     def close(self) -> None:
         with self._lock:

@@ -24,8 +24,7 @@ from clientreg.engine import ActionKind, Desired, Outcome, Plan, Reason
 from clientreg.errors import ClientregError, ConfigurationError, DependencyNotReady, NamespaceNotAllowed, RateLimited
 from clientreg.record import RegistrationRecord
 from clientreg.resolve import DEFAULT_CLUSTER_RESOURCE_NAMESPACE
-from clientreg.server import ServerConnection
-from clientreg.spec import AuthorizationServerSpec, OAuthClient, parse_document
+from clientreg.spec import OAuthClient, parse_document
 from clientreg_kube.cluster import Body, Cluster, unavailable
 from clientreg_kube.conventions import ROTATE_ANNOTATION
 from clientreg_kube.secrets import (
@@ -203,7 +202,7 @@ class Reconciler:
                     raise
                 # A namespace being deleted takes its AuthorizationServer first: the record still knows where the
                 # client lives and holds its RAT (endpoints an AS of either kind chose: the strict policy applies).
-                server, key = _connection_from_record(record, self.connections), ("", "", "")
+                server, key = self.connections.from_record(record), ("", "", "")
             with self.connections.slot(key):
                 plan, outcome = engine.reconcile(desired, record, server, save, now, fetch=self.fetch)
         except ClientregError as exc:
@@ -389,14 +388,3 @@ def _parse(body: Body) -> OAuthClient:
     parsed = parse_document(document)
     assert isinstance(parsed, OAuthClient)
     return parsed
-
-
-def _connection_from_record(record: RegistrationRecord, connections: Connections) -> ServerConnection:
-    endpoint = record.registration_endpoint or record.registration_client_uri or record.issuer
-    if not endpoint:
-        raise ConfigurationError(f"the server of client {record.client_id} is gone and the record does not say "
-                                 "where it lived: set deletionPolicy: Orphan to let the resource go")
-    log.warning("server of client %s is gone; deleting it with default HTTP settings", record.client_id)
-    return ServerConnection.for_spec(AuthorizationServerSpec(registration_endpoint=endpoint),
-                                     name="(deleted server)", address_policy=connections.address_policies.namespaced)
-
