@@ -37,7 +37,7 @@ def fail(exc: ClientregError) -> NoReturn:
 
 def state_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--state-dir", envvar="CLIENTREG_STATE_DIR", default=None,
-                        show_default="the nearest .clientreg/ up from the documents, then the working directory",
+                        show_default="the nearest .clientreg/ up the tree; see docs/cli.md",
                         type=click.Path(file_okay=False, path_type=Path),
                         help="Where registration records are kept (files are 0600).")(f)
 

@@ -260,3 +260,19 @@ def test_get_shows_what_apply_ended_with(tmp_path: Path, server: DevServer) -> N
     assert record is not None
     if not record.retiring:
         assert "deleting it" not in now["message"]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: one apply converges (the engine's loop, helper 'policies'); "
+                                       "remove this marker when that fix is merged")
+def test_an_apply_with_a_zero_grace_period_converges_and_get_says_so(tmp_path: Path, server: DevServer) -> None:
+    folder, state = documents(tmp_path / "docs", server.issuer, grace="0s"), tmp_path / "state"
+    applied(folder, state)
+    assert cli("rotate", "team/worker", "--state-dir", str(state)).exit_code == 0
+    ran = cli("apply", "-f", str(folder), "--state-dir", str(state), "-o", "json")
+    assert ran.exit_code == 0, ran.output
+    new_id = json.loads(ran.stdout)[0]["clientId"]
+    record = LocalStore(state).load("team", "worker").record
+    assert record is not None and record.retiring == [], "the old client outlived a 0s grace period"
+    assert at_server(server) == [new_id]
+    shown = json.loads(cli("get", "team/worker", "--state-dir", str(state), "-o", "json").stdout)[0]
+    assert "deleting" not in shown["message"] and shown["clientId"] == new_id
