@@ -7,9 +7,9 @@ credentials: hence 0600), the last status, and pending requests (a rotation aske
 Finding the state (:func:`locate_state`) works the way git finds ``.git``: a state folder given
 (``--state-dir``, ``$CLIENTREG_STATE_DIR``) is used as is; else a pointer file ``.clientreg-state`` in
 a documents' folder (written by ``apply`` when the state it used is not found from there by walking
-up) names it; else the nearest ``.clientreg`` folder owned by this user, walking up from the
-documents' folders, then from the working directory; else a new ``.clientreg`` in the working
-directory. A pointer naming a state that is gone is an error: the documents were applied, and
+up) names it, if that state lists the folder among those it applied; else the nearest ``.clientreg``
+folder owned by this user, walking up from the documents' folders, then from the working directory;
+else a new ``.clientreg`` in the working directory. A pointer naming a state that is gone is an error: the documents were applied, and
 registering them again would leave the first clients orphaned at the AS.
 """
 
@@ -36,6 +36,8 @@ DEFAULT_STATE_DIR = ".clientreg"
 #: In a documents' folder: which state folder applied them (JSON ``{"stateDir": "/abs/path"}``). Hidden, so
 #: never read as a document.
 POINTER_FILE = ".clientreg-state"
+#: In a state folder: the documents' folders it applied (JSON list of absolute paths).
+APPLIED_FILE = "documents.json"
 HOW_TO_POINT = "point at it with --state-dir PATH or CLIENTREG_STATE_DIR=PATH"
 
 
@@ -204,10 +206,30 @@ def read_pointer(folder: Path) -> Path | None:
     return Path(target)
 
 
+def applied_folders(root: Path) -> set[Path]:
+    """The documents' folders a state folder applied (its side of a pointer)."""
+    try:
+        listed = json.loads((root / APPLIED_FILE).read_text())
+    except (OSError, ValueError):
+        return set()
+    return {Path(p) for p in listed if isinstance(p, str)} if isinstance(listed, list) else set()
+
+
 def write_pointers(folders: Iterable[Path], root: Path) -> list[Path]:
     """Leave a pointer in each folder from which ``root`` would not be found: later runs find the state,
-    or refuse instead of registering the documents again. A folder we cannot write to is skipped."""
+    or refuse instead of registering the documents again. A folder we cannot write to is skipped.
+
+    The state lists the folders it applied, and a pointer is followed only when its target lists the
+    pointer's folder: a pointer in someone else's documents cannot aim them at your state.
+    """
     root = root.resolve()
+    folders = list(folders)
+    known = applied_folders(root)
+    if not set(folders) <= known:
+        try:
+            _atomic_write(root / APPLIED_FILE, json.dumps(sorted(map(str, known | set(folders))), indent=2))
+        except OSError:
+            return []  # an unconfirmed pointer would only be refused later
     written: list[Path] = []
     for folder in folders:
         if find_state_dir([folder]) == root:
@@ -237,6 +259,11 @@ def locate_state(given: Path | None, document_paths: Iterable[Path] = (), *, cwd
     if len(set(pointed.values())) > 1:
         raise StateError(f"the documents' folders point at different state folders "
                          f"({', '.join(sorted(map(str, set(pointed.values()))))}): {HOW_TO_POINT}")
+    for folder, target in pointed.items():
+        if folder not in applied_folders(target):
+            raise StateError(
+                f"{folder / POINTER_FILE} points at the state folder {target}, which never applied documents from "
+                f"{folder}: {HOW_TO_POINT} if it is really theirs, or delete {folder / POINTER_FILE}")
     if pointed:
         return Located(next(iter(pointed.values())), "pointer")
     found = find_state_dir([*folders, Path.cwd() if cwd is None else cwd])

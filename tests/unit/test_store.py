@@ -87,7 +87,7 @@ def test_the_deletion_policy_is_kept_and_an_unknown_one_is_stored_as_before(tmp_
 
 
 def test_state_location_order(tmp_path: Path) -> None:
-    from clientreg.store import POINTER_FILE, locate_state
+    from clientreg.store import POINTER_FILE, locate_state, write_pointers
 
     docs, cwd = tmp_path / "repo" / "clients", tmp_path / "cwd"
     docs.mkdir(parents=True)
@@ -101,6 +101,9 @@ def test_state_location_order(tmp_path: Path) -> None:
     assert locate_state(None, [docs], cwd=cwd).root == tmp_path / "repo" / ".clientreg"
     (tmp_path / "elsewhere").mkdir()
     (docs / POINTER_FILE).write_text(f'{{"stateDir": "{tmp_path / "elsewhere"}"}}')
+    with pytest.raises(StateError, match="never applied documents from"):  # planted: not that state's folder
+        locate_state(None, [docs], cwd=cwd)
+    assert write_pointers([docs], tmp_path / "elsewhere") == []  # the pointer is there; the state now lists docs
     assert locate_state(None, [docs], cwd=cwd).how == "pointer"
     (docs / POINTER_FILE).write_text('{"stateDir": "relative/path"}')
     with pytest.raises(StateError, match="absolute"):
