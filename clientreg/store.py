@@ -9,8 +9,8 @@ Finding the state (:func:`locate_state`) works the way git finds ``.git``: a sta
 a documents' folder (written by ``apply`` when the state it used is not found from there by walking
 up) names it, if that state lists the folder among those it applied; else the nearest ``.clientreg``
 folder owned by this user, walking up from the documents' folders, then from the working directory;
-else a new ``.clientreg`` in the working directory. A pointer naming a state that is gone is an error: the documents were applied, and
-registering them again would leave the first clients orphaned at the AS.
+else a new ``.clientreg`` in the working directory. A pointer naming a state that is gone is an error:
+the documents were applied, and registering them again would leave the first clients orphaned at the AS.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ DEFAULT_STATE_DIR = ".clientreg"
 #: In a documents' folder: which state folder applied them (JSON ``{"stateDir": "/abs/path"}``). Hidden, so
 #: never read as a document.
 POINTER_FILE = ".clientreg-state"
-#: In a state folder: the documents' folders it applied (JSON list of absolute paths).
-APPLIED_FILE = "documents.json"
+#: In a state folder: the documents' folders it applied (a JSON list of absolute paths; no ``.json`` suffix, as
+#: every ``*.json`` in a state folder is a record).
+APPLIED_FILE = "applied-from"
 HOW_TO_POINT = "point at it with --state-dir PATH or CLIENTREG_STATE_DIR=PATH"
 
 

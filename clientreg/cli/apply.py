@@ -46,8 +46,9 @@ def apply(paths: tuple[Path, ...], state_dir: Path | None, output: str, concurre
     finally:
         runner.close()
     # The next run finds this state from the documents' folders, or refuses rather than register them again.
-    for pointer in write_pointers(document_folders(paths), store.root):
-        log.info("wrote %s", pointer)
+    if any(r.client_id for r in results):
+        for pointer in write_pointers(document_folders(paths), store.root):
+            log.info("wrote %s", pointer)
     print_results(results, output)
     failed = [r for r in results if not r.ready]
     if failed:
