@@ -8,7 +8,7 @@ in Kubernetes, resource outputs in Pulumi). Credentials are ``SecretStr``: a rec
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -80,6 +80,9 @@ class RegistrationRecord(BaseModel):
     #: private_key_jwt key pairs clientreg generated: the current one and those retiring. Their public
     #: halves are the client's declared ``jwks`` (or the JWKS published at its ``jwks_uri``).
     keys: list[ClientKey] = Field(default_factory=list)
+    #: The ``deletionPolicy`` declared when last applied, for front ends that delete without the spec at
+    #: hand (``clientreg delete NAME``). None: unknown (a record written before it was kept).
+    deletion_policy: Literal["Delete", "Orphan"] | None = None
 
     @field_validator("client_secret_expires_at", "client_id_issued_at", mode="before")
     @classmethod
@@ -126,6 +129,8 @@ class RegistrationRecord(BaseModel):
     def to_storage(self) -> dict[str, Any]:
         """JSON-ready dict WITH secrets revealed: only for the store, never for output."""
         data = self.model_dump(mode="json")
+        if data["deletion_policy"] is None:  # unknown: stored as before the field existed
+            del data["deletion_policy"]
         data["client_secret"] = _reveal(self.client_secret)
         data["registration_access_token"] = _reveal(self.registration_access_token)
         for out, old in zip(data["retiring"], self.retiring, strict=True):

@@ -72,3 +72,39 @@ def test_delete_and_entries(tmp_path: Path) -> None:
     assert [e.key for e in store.entries()] == ["a/one", "b/two"]
     store.delete("a", "one")
     assert [e.key for e in store.entries()] == ["b/two"]
+
+
+def test_the_deletion_policy_is_kept_and_an_unknown_one_is_stored_as_before(tmp_path: Path) -> None:
+    unknown = record()
+    assert unknown.deletion_policy is None
+    assert "deletion_policy" not in unknown.to_storage(), "records of other front ends must not change shape"
+    store = LocalStore(tmp_path)
+    store.write(Entry("ns", "web", record().model_copy(update={"deletion_policy": "Orphan"})))
+    loaded = store.load("ns", "web").record
+    assert loaded is not None and loaded.deletion_policy == "Orphan"
+    store.write(Entry("ns", "old", unknown))
+    assert store.load("ns", "old").record.deletion_policy is None  # type: ignore[union-attr]
+
+
+def test_state_location_order(tmp_path: Path) -> None:
+    from clientreg.store import POINTER_FILE, locate_state, write_pointers
+
+    docs, cwd = tmp_path / "repo" / "clients", tmp_path / "cwd"
+    docs.mkdir(parents=True)
+    cwd.mkdir()
+    assert locate_state(tmp_path / "given", [docs], cwd=cwd).root == tmp_path / "given"
+    assert locate_state(None, [docs], cwd=cwd).how == "new"
+    assert locate_state(None, [docs], cwd=cwd).root == cwd / ".clientreg"
+    (cwd / ".clientreg").mkdir()
+    assert locate_state(None, [docs], cwd=cwd).root == cwd / ".clientreg"
+    (tmp_path / "repo" / ".clientreg").mkdir()  # nearer the documents than the working directory
+    assert locate_state(None, [docs], cwd=cwd).root == tmp_path / "repo" / ".clientreg"
+    (tmp_path / "elsewhere").mkdir()
+    (docs / POINTER_FILE).write_text(f'{{"stateDir": "{tmp_path / "elsewhere"}"}}')
+    with pytest.raises(StateError, match="never applied documents from"):  # planted: not that state's folder
+        locate_state(None, [docs], cwd=cwd)
+    assert write_pointers([docs], tmp_path / "elsewhere") == []  # the pointer is there; the state now lists docs
+    assert locate_state(None, [docs], cwd=cwd).how == "pointer"
+    (docs / POINTER_FILE).write_text('{"stateDir": "relative/path"}')
+    with pytest.raises(StateError, match="absolute"):
+        locate_state(None, [docs], cwd=cwd)
