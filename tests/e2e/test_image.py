@@ -13,6 +13,7 @@ The image comes from the cache (support/image.py: built once per hash of its inp
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -244,3 +245,27 @@ def test_leader_killed_the_standby_takes_over(node: Pods, pods: list[Replica], a
     replacement = node.start()
     eventually(lambda: ready(replacement), f"the replacement Ready\n{why([replacement])}", timeout=120)
     assert not leads(replacement) and lease_holder(admin, lease) == standby.name
+
+
+def test_published_jwks_served_from_the_replicas_documents_endpoint(
+        pods: list[Replica], admin: client.ApiClient, kube: Any, tenant: str, dev_server: Any,
+        deployment: dict[str, Any], eventually: Callable[..., Any]) -> None:
+    # Port 8080 is what the chart's Service (<release>-clientreg-metrics) targets; with no kube-proxy
+    # here, the test GETs it in each replica's network namespace, as the Service's endpoints would.
+    eventually(lambda: any(leads(p) for p in pods if p.running()), "a leader", timeout=90)
+    jwks_uri = f"{dev_server.issuer}/image-documents/signer/jwks.json"
+    shard_client(kube, tenant, "signer", {"serverRef": {"name": "dev"}, "grantTypes": ["client_credentials"],
+                                          "tokenEndpointAuthMethod": "private_key_jwt",
+                                          "keyPair": {"algorithm": "ES256"}, "jwksUri": jwks_uri})
+    path = "/documents/" + jwks_uri.split("://", 1)[1]
+
+    def served() -> dict[str, Any] | None:
+        for replica in (p for p in pods if p.running() and leads(p)):
+            status, body = replica.get(replica.port("metrics"), path)
+            if status == 200:
+                return {"replica": replica.name, "jwks": json.loads(body)}
+        return None
+
+    found = eventually(served, f"the JWKS served at {path}\n{why(pods)}", timeout=120)
+    keys = found["jwks"]["keys"]
+    assert len(keys) == 1 and keys[0]["kty"] == "EC" and "d" not in keys[0]
