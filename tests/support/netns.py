@@ -77,13 +77,18 @@ def _splice(a: socket.socket, b: socket.socket) -> None:
 class PodNetwork:
     """An ``ip netns`` with loopback up and relays from its 127.0.0.1:<port> to the host's."""
 
-    def __init__(self, prefix: str = "clientreg-pod") -> None:
+    def __init__(self, prefix: str = "clientreg-pod", *, path: Path | None = None) -> None:
+        """A new namespace named ``<prefix>-<random>``, or, with ``path``, one that exists (a Pod's, made
+        by its runtime), which :meth:`close` leaves in place."""
         self.name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        self.path = Path("/run/netns") / self.name
+        self.owned = path is None
+        self.path = path or Path("/run/netns") / self.name
         self._listeners: list[socket.socket] = []
         self._closed = threading.Event()
 
     def __enter__(self) -> PodNetwork:
+        if not self.owned:
+            return self
         subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True)
         subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True, capture_output=True)
         return self
@@ -98,7 +103,8 @@ class PodNetwork:
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         self._listeners.clear()
-        subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)
+        if self.owned:
+            subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)
 
     def relay(self, port: int) -> None:
         """From now on 127.0.0.1:``port`` inside the namespace reaches 127.0.0.1:``port`` on the host."""
