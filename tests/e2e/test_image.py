@@ -1,18 +1,21 @@
-"""The operator as users run it: the image built by scripts/build-image, installed with `helm install`,
-its Deployment's replicas running the image with the chart's container spec.
+"""The operator as users run it: the image built by scripts/build-image, `helm install` of the chart, and
+real Pods on a real node.
 
-No kubelet runs here (docs/kubernetes.md, "Testing", says what was tried and why it failed), so the
-replicas are podman containers made from the Deployment read back from the API server
-(support/podman_pods.py): the chart's user 65532, read-only root filesystem, dropped capabilities,
-env, emptyDir, the ServiceAccount token where the kubelet mounts it, and the chart's probes. Each has
-its own network namespace whose loopback relays to the test's API server and AS on 127.0.0.1.
+The node (support/node.py): kubelet and kube-scheduler built from the same k8s.io/kubernetes module as
+the API server, containerd and runc from Debian, a bridge CNI network, the Deployment/ReplicaSet/
+EndpointSlice controllers. The image is imported into containerd's k8s.io namespace, as `kind load` does,
+and the chart runs with its default image values. Each Pod's 127.0.0.1 relays to the host's loopback,
+where the API server and the dev AS listen (support/cni_relay.py); the chart's `extraEnv` points the
+in-cluster client there, because this plane's `kubernetes` Service has no endpoints (its loopback
+advertise address) and no kube-proxy runs.
 
-The image comes from the cache (support/image.py: built once per hash of its inputs).
+The image comes from the cache (support/image.py: built once per hash of its inputs), the node binaries
+too (built once per Kubernetes version).
 """
 
 from __future__ import annotations
 
-import contextlib
+import base64
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,8 +28,10 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import SecretStr
 from support.cache import unavailable
 from support.image import RUN_PACKAGES, ImageUnavailable, archive_image, ensure_debian_packages, ensure_operator_image
+from support.kube import ComponentUnavailable, ensure_helm, helm_env, skip_unless_ci
+from support.netns import PodNetwork
+from support.node import Node, NodeControlPlane
 from support.operator_process import CHART
-from support.podman_pods import Replica, load_image, podman
 
 from clientreg.http import HttpClient
 from clientreg.record import RegistrationRecord
@@ -34,126 +39,182 @@ from clientreg.tokens import client_credentials_token
 
 pytestmark = pytest.mark.e2e
 
-RELEASE = "image"  # fullname "image-clientreg": its own ServiceAccount, RBAC, Deployment and Lease
-NAMESPACE = "clientreg-image"
-FULLNAME = f"{RELEASE}-clientreg"
-SHARD_LABEL = "test.clientreg.dev/shard"  # the session's own operator serves only OAuthClients without it
-SHARD = "image"
+RELEASE = "clientreg"
+NAMESPACE = "clientreg"
+GROUP, VERSION = "clientreg.dev", "v1alpha1"
+TENANT = "tenant"
 M2M = {"grantTypes": ["client_credentials"], "tokenEndpointAuthMethod": "client_secret_basic"}
+PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
+#: Podman's default ulimits exceed this machine's hard limits (root here lacks CAP_SYS_RESOURCE).
+ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 
 
 @pytest.fixture(scope="module")
 def image() -> tuple[str, str, Path]:
-    """(name, image ID, archive) of the image for the current sources, loaded into podman."""
+    """(name, image ID, archive) of the image for the current sources."""
     try:
         archive = ensure_operator_image()
         ensure_debian_packages(RUN_PACKAGES)
     except ImageUnavailable as exc:
         unavailable("the operator image", str(exc))
     name, image_id = archive_image(archive)
-    load_image(archive, image_id)
-    if podman("image", "inspect", "--format", "{{.Id}}", name).stdout.strip() != image_id.split(":", 1)[1]:
-        # An older build under the same name: loading again moves the name to this one.
-        podman("load", "--quiet", "--input", str(archive), timeout=300)
     return name, image_id, archive
 
 
+def podman(*args: str) -> str:
+    import subprocess
+
+    result = subprocess.run([*PODMAN, *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"podman {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+# --- the image on its own (podman) -------------------------------------------------------------------------
+
+def test_image_help_and_user_on_a_read_only_root(image: tuple[str, str, Path]) -> None:
+    name, image_id, archive = image
+    loaded = podman("load", "--quiet", "--input", str(archive))
+    assert name in loaded
+    assert podman("image", "inspect", "--format", "{{.Id}}", name).strip() == image_id.split(":", 1)[1]
+    config = podman("image", "inspect", "--format",
+                    "{{.Config.User}}|{{json .Config.Entrypoint}}|{{json .Config.ExposedPorts}}", image_id)
+    user, entrypoint, ports = config.strip().split("|")
+    assert user == "65532:65532" and entrypoint == '["/opt/clientreg/bin/clientreg-operator"]'
+    assert "8080/tcp" in ports and "8081/tcp" in ports
+    helped = podman("run", "--rm", "--read-only", "--read-only-tmpfs=false", "--cap-drop", "ALL",
+                    "--network", "none", *ULIMITS, image_id, "--help")
+    assert "usage: clientreg-operator" in helped and "run" in helped
+    probe = podman("run", "--rm", "--read-only", "--read-only-tmpfs=false", "--network", "none", *ULIMITS,
+                   "--entrypoint", '["/opt/clientreg/bin/python", "-c", "import os, clientreg_operator, '
+                   'kubernetes; print(os.getuid(), os.getgid(), os.access(\\"/\\", os.W_OK))"]', image_id)
+    # The image's own user (no --user given) is 65532, and nothing under / is writable to it.
+    assert probe.split() == ["65532", "65532", "False"]
+
+
+# --- a real node --------------------------------------------------------------------------------------------
+
+class Cluster:
+    def __init__(self, plane: NodeControlPlane, node: Node, api: client.ApiClient) -> None:
+        self.plane, self.node, self.api = plane, node, api
+        self.core, self.apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    def pods(self) -> list[Any]:
+        selector = f"app.kubernetes.io/instance={RELEASE}"
+        return [p for p in self.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
+                if p.metadata.deletion_timestamp is None]
+
+    def ready_pods(self) -> list[Any]:
+        return [p for p in self.pods() if p.status.phase == "Running"
+                and {c.type: c.status for c in p.status.conditions or []}.get("Ready") == "True"]
+
+    def lease_holder(self) -> str | None:
+        try:
+            lease = client.CoordinationV1Api(self.api).read_namespaced_lease("clientreg-operator", NAMESPACE)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        holder: str | None = lease.spec.holder_identity
+        return holder
+
+    def network(self, pod: Any) -> PodNetwork:
+        netns = self.node.pod_netns(NAMESPACE, pod.metadata.name)
+        assert netns is not None, f"no network namespace recorded for {pod.metadata.name}"
+        return PodNetwork(path=netns)
+
+    def get(self, pod: Any, port: int, path: str) -> tuple[int, bytes]:
+        """GET on the Pod's own loopback (its network namespace), where its containers listen."""
+        return self.network(pod).http_get(port, path)
+
+    def leads(self, pod: Any) -> bool:
+        status, body = self.get(pod, 8080, "/metrics")
+        return status == 200 and any(line.startswith("clientreg_leader 1") for line in body.decode().splitlines())
+
+    def oauth_client(self, name: str, spec: dict[str, Any]) -> None:
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, TENANT, "oauthclients", {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "OAuthClient", "metadata": {"name": name}, "spec": spec})
+
+    def ready_client(self, name: str) -> dict[str, Any] | None:
+        body: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, TENANT, "oauthclients", name)
+        conditions = {c["type"]: c for c in (body.get("status") or {}).get("conditions") or []}
+        ready = conditions.get("Ready") or {}
+        return body if ready.get("status") == "True" and ready.get("reason") == "InSync" else None
+
+    def secret(self, name: str) -> dict[str, str] | None:
+        try:
+            found = self.core.read_namespaced_secret(name, TENANT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return {k: base64.b64decode(v).decode() for k, v in (found.data or {}).items()}
+
+    def logs(self, lines: int = 15) -> str:
+        """The tail of every container log the kubelet wrote (the API's log endpoint needs a node address
+        the API server can reach; this node has only loopback)."""
+        out = []
+        for log in sorted((self.node.workdir / "pod-logs").glob(f"{NAMESPACE}_*/*/*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {log.parent.parent.name.split('_')[1]} ({log.name}):\n" + "\n".join(tail))
+        return "\n".join(out)
+
+
 @pytest.fixture(scope="module")
-def deployment(helm: Any, admin: client.ApiClient, image: tuple[str, str, Path]) -> Iterator[dict[str, Any]]:
-    """`helm install` with the chart's defaults but for the test's shard, the loopback AS and short leases;
-    the Deployment as the API server stores it (what a kubelet would be given)."""
-    helm("install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace",
-         "--set", f"labelSelector={SHARD_LABEL}={SHARD}",
-         "--set", "leaderElection.leaseDuration=6s",
-         "--set", "driftCheckInterval=1m",
-         # The dev AS listens on 127.0.0.1, which the operator refuses by default.
-         "--set-json", 'extraArgs=["--allow-loopback-servers"]')
+def cluster(image: tuple[str, str, Path], dev_server: Any, tmp_path_factory: pytest.TempPathFactory,
+            eventually: Callable[..., Any]) -> Iterator[Cluster]:
+    """A control plane of its own (with ServiceAccount admission: Pods get their token), one node, and the
+    chart installed with its default image, which the node has imported."""
+    import subprocess
+
     try:
-        apps = client.AppsV1Api(admin)
-        found = apps.read_namespaced_deployment(FULLNAME, NAMESPACE)
-        yield admin.sanitize_for_serialization(found)
+        helm = ensure_helm()
+        plane = NodeControlPlane().__enter__()
+    except ComponentUnavailable as exc:
+        skip_unless_ci(str(exc))
+    try:
+        if plane.external:
+            pytest.skip("KUBECONFIG names an existing cluster: this module starts its own plane and node")
+        api_port, as_port = urlsplit(plane.server).port, urlsplit(dev_server.issuer).port
+        assert api_port and as_port
+        node = Node(plane, relay_ports=(as_port,))
+        try:
+            node.__enter__()
+        except (ComponentUnavailable, ImageUnavailable) as exc:
+            skip_unless_ci(f"no node: {exc}")
+        try:
+            node.import_image(image[2])
+            api = plane.api_client()
+            env = helm_env(plane.env(), tmp_path_factory.mktemp("helm-home"))
+            extra_env = [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+                         {"name": "KUBERNETES_SERVICE_PORT", "value": str(api_port)}]
+            installed = subprocess.run(
+                [str(helm), "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace",
+                 # Short enough for the failover test; the default image values are kept.
+                 "--set", "leaderElection.leaseDuration=6s",
+                 # The dev AS listens on 127.0.0.1, which the operator refuses by default.
+                 "--set-json", 'extraArgs=["--allow-loopback-servers"]',
+                 "--set-json", f"extraEnv={json.dumps(extra_env)}"],
+                env=env, capture_output=True, text=True, timeout=300)
+            assert installed.returncode == 0, installed.stderr
+            yield Cluster(plane, node, api)
+            api.close()
+        finally:
+            node.close()
     finally:
-        helm("uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", check=False)
-
-
-def _service_account_token(admin: client.ApiClient, name: str) -> str:
-    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[],
-                                                                                 expiration_seconds=3600))
-    answer = client.CoreV1Api(admin).create_namespaced_service_account_token(name, NAMESPACE, request)
-    return str(answer.status.token)
-
-
-class Pods:
-    """The module's running replicas, and how to start one more (what the ReplicaSet does after a loss)."""
-
-    def __init__(self, start: Callable[[], Replica]) -> None:
-        self.start = start
-        self.replicas: list[Replica] = []
+        plane.close()
 
 
 @pytest.fixture(scope="module")
-def node(deployment: dict[str, Any], admin: client.ApiClient, control_plane: Any, dev_server: Any,
-         tmp_path_factory: pytest.TempPathFactory, eventually: Callable[..., Any]) -> Iterator[Pods]:
-    """The Deployment's replicas, started the way a kubelet would start its Pods."""
-    core = client.CoreV1Api(admin)
-    ca_pem = eventually(lambda: (core.read_namespaced_config_map("kube-root-ca.crt", NAMESPACE).data or {})
-                        .get("ca.crt"), "kube-root-ca.crt published", timeout=60)
-    pod_spec = deployment["spec"]["template"]["spec"]
-    token = _service_account_token(admin, pod_spec["serviceAccountName"])
-    api_port, as_port = urlsplit(control_plane.server).port, urlsplit(dev_server.issuer).port
-    assert api_port and as_port
-    workdir = tmp_path_factory.mktemp("pods")
-    started: list[Replica] = []
-
-    def start() -> Replica:
-        replica = Replica(deployment, image=pod_spec["containers"][0]["image"], workdir=workdir,
-                          apiserver_port=api_port, relay_ports=(as_port,), token=token, ca_pem=ca_pem)
-        started.append(replica)
-        return replica.start()
-
-    pods = Pods(start)
-    try:
-        pods.replicas = [start() for _ in range(deployment["spec"]["replicas"])]
-        yield pods
-    finally:
-        for replica in started:
-            (workdir / f"{replica.name}.log").write_text(replica.logs())
-            replica.close()
-
-
-@pytest.fixture(scope="module")
-def pods(node: Pods) -> list[Replica]:
-    return node.replicas
-
-
-def lease_holder(admin: client.ApiClient, name: str) -> str | None:
-    try:
-        lease = client.CoordinationV1Api(admin).read_namespaced_lease(name, NAMESPACE)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    holder: str | None = lease.spec.holder_identity
-    return holder
-
-
-def leads(replica: Replica) -> bool:
-    status, body = replica.get(replica.port("metrics"), "/metrics")
-    return status == 200 and any(line.startswith("clientreg_leader 1") for line in body.decode().splitlines())
-
-
-def ready(replica: Replica) -> bool:
-    return replica.running() and replica.probe("readinessProbe") and replica.probe("livenessProbe")
-
-
-def why(replicas: list[Replica]) -> str:
-    return "\n".join(f"--- {r.name}:\n" + "\n".join(r.logs().splitlines()[-15:]) for r in replicas)
-
-
-def shard_client(kube: Any, namespace: str, name: str, spec: dict[str, Any]) -> None:
-    kube.custom.create_namespaced_custom_object("clientreg.dev", "v1alpha1", namespace, "oauthclients", {
-        "apiVersion": "clientreg.dev/v1alpha1", "kind": "OAuthClient",
-        "metadata": {"name": name, "labels": {SHARD_LABEL: SHARD}}, "spec": spec})
+def tenant(cluster: Cluster, dev_server: Any) -> str:
+    cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=TENANT)))
+    cluster.core.create_namespaced_secret(TENANT, client.V1Secret(metadata=client.V1ObjectMeta(name="iat"),
+                                                                  string_data={"token": "e2e-dev-iat"}))
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, TENANT, "authorizationservers", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "AuthorizationServer", "metadata": {"name": "dev"},
+        "spec": {"issuer": dev_server.issuer,
+                 "initialAccessToken": {"secretKeyRef": {"name": "iat", "key": "token"}}}})
+    return TENANT
 
 
 def token_works(creds: dict[str, str]) -> bool:
@@ -163,109 +224,124 @@ def token_works(creds: dict[str, str]) -> bool:
         return bool(client_credentials_token(http, record).access_token.get_secret_value())
 
 
-@pytest.fixture(scope="module")
-def tenant(kube: Any, dev_server: Any) -> str:
-    namespace = kube.namespace("image-tenant")
-    kube.secret(namespace, "iat", {"token": "e2e-dev-iat"})
-    with contextlib.suppress(ApiException):
-        kube.server(namespace, "dev", {"issuer": dev_server.issuer,
-                                       "initialAccessToken": {"secretKeyRef": {"name": "iat", "key": "token"}}})
-    return namespace
+def test_helm_install_gives_two_ready_pods_running_the_image_as_the_chart_says(
+        cluster: Cluster, image: tuple[str, str, Path], eventually: Callable[..., Any]) -> None:
+    pods = eventually(lambda: (ready := cluster.ready_pods()) and len(ready) == 2 and ready,
+                      "both replicas Running and Ready (the kubelet's readiness probes passing)", timeout=180)
+    deployment = cluster.apps.read_namespaced_deployment(RELEASE, NAMESPACE)
+    assert deployment.spec.replicas == 2
+    eventually(lambda: cluster.apps.read_namespaced_deployment(RELEASE, NAMESPACE).status.available_replicas == 2,
+               "the Deployment available")
+    for pod in pods:
+        status = pod.status.container_statuses[0]
+        assert status.ready and status.restart_count == 0, cluster.logs()
+        # The image the chart names by default, found on the node (imported, never pulled).
+        assert status.image == image[0] and status.image_id.endswith(image[1].split(":", 1)[1])
+        # What the kubelet gave the running process: the chart's user, a read-only root, no capabilities.
+        container_id = status.container_id.split("://", 1)[1]
+        pid = next(line.split()[1] for line in cluster.node.ctr("tasks", "list").splitlines()
+                   if line.startswith(container_id))
+        proc = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+        assert proc["Uid"].split()[:2] == ["65532", "65532"] and proc["Gid"].split()[:2] == ["65532", "65532"]
+        assert int(proc["CapEff"].strip(), 16) == 0 and proc["NoNewPrivs"].strip() == "1"
+        root = next(line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+                    if line.split()[4] == "/")
+        assert "ro" in root[5].split(","), root
 
 
-# --- the image itself ----------------------------------------------------------------------------------
-
-def test_image_is_what_the_chart_runs_by_default(image: tuple[str, str, Path], helm: Any) -> None:
-    name, image_id, _ = image
-    rendered = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE).stdout
-    # The chart's default (image.repository, tag = appVersion) names exactly what scripts/build-image builds.
-    assert f'image: "{name}"' in rendered
-    config = podman("image", "inspect", "--format",
-                    "{{.Config.User}}|{{json .Config.Entrypoint}}|{{json .Config.ExposedPorts}}", image_id).stdout
-    user, entrypoint, ports = config.strip().split("|")
-    assert user == "65532:65532"
-    assert entrypoint == '["/opt/clientreg/bin/clientreg-operator"]'
-    assert "8080/tcp" in ports and "8081/tcp" in ports
+def test_exactly_one_replica_leads(cluster: Cluster, eventually: Callable[..., Any]) -> None:
+    pods = eventually(lambda: (ready := cluster.ready_pods()) and len(ready) == 2 and ready, "2 ready", timeout=180)
+    holder = eventually(cluster.lease_holder, f"a Lease holder\n{cluster.logs()}", timeout=90)
+    assert holder in {p.metadata.name for p in pods}
+    eventually(lambda: [cluster.leads(p) for p in pods].count(True) == 1, "exactly one replica leading")
+    assert [p.metadata.name for p in pods if cluster.leads(p)] == [holder]
 
 
-def test_image_help_runs_as_nonroot_on_a_read_only_root(image: tuple[str, str, Path]) -> None:
-    name = image[0]
-    result = podman("run", "--rm", "--read-only", "--read-only-tmpfs=false", "--cap-drop", "ALL",
-                    "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-                    name, "--help")
-    assert "usage: clientreg-operator" in result.stdout and "run" in result.stdout
-    probe = podman("run", "--rm", "--read-only", "--read-only-tmpfs=false", "--network", "none",
-                   "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-                   "--entrypoint", '["/opt/clientreg/bin/python", "-c", "import os, clientreg_operator, '
-                   'kubernetes; print(os.getuid(), os.getgid(), os.access(\\"/\\", os.W_OK))"]', name).stdout
-    # The image's own user (no --user given) is 65532, and nothing under / is writable to it.
-    assert probe.split() == ["65532", "65532", "False"]
-
-
-# --- the Deployment's replicas running the image ---------------------------------------------------------
-
-def test_both_replicas_ready_and_exactly_one_leads(pods: list[Replica], admin: client.ApiClient,
-                                                   deployment: dict[str, Any],
-                                                   eventually: Callable[..., Any]) -> None:
-    assert len(pods) == deployment["spec"]["replicas"] == 2
-    eventually(lambda: all(ready(p) for p in pods), f"both replicas Ready\n{why(pods)}", timeout=120)
-    lease = next(a for a in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-                 if a.startswith("--lease-name=")).split("=", 1)[1]
-    holder = eventually(lambda: lease_holder(admin, lease), f"a Lease holder\n{why(pods)}", timeout=90)
-    assert holder in {p.name for p in pods}
-    eventually(lambda: [leads(p) for p in pods].count(True) == 1, "exactly one replica leading", timeout=60)
-    assert [p.name for p in pods if leads(p)] == [holder]
-
-
-def test_oauthclient_reconciled_by_the_image_gets_working_credentials(
-        pods: list[Replica], kube: Any, tenant: str, dev_server: Any, eventually: Callable[..., Any]) -> None:
-    shard_client(kube, tenant, "imaged", {"serverRef": {"name": "dev"}, "clientName": "From the image", **M2M})
-    body = kube.wait_ready(tenant, "imaged", timeout=120)
-    creds = eventually(lambda: kube.read_secret(tenant, "imaged-oauth"), "credentials Secret")
+def test_oauthclient_reconciled_by_the_pods_gets_working_credentials(
+        cluster: Cluster, tenant: str, dev_server: Any, eventually: Callable[..., Any]) -> None:
+    cluster.oauth_client("from-pod", {"serverRef": {"name": "dev"}, "clientName": "From a Pod", **M2M})
+    body = eventually(lambda: cluster.ready_client("from-pod"), f"OAuthClient Ready\n{cluster.logs()}", timeout=120)
+    creds = eventually(lambda: cluster.secret("from-pod-oauth"), "credentials Secret")
     assert creds["client_id"] == body["status"]["clientId"]
     assert creds["token_endpoint"].startswith(dev_server.issuer)
     assert token_works(creds)
 
 
-def test_leader_killed_the_standby_takes_over(node: Pods, pods: list[Replica], admin: client.ApiClient, kube: Any,
-                                              tenant: str, deployment: dict[str, Any],
-                                              eventually: Callable[..., Any]) -> None:
-    eventually(lambda: all(ready(p) for p in pods), f"both replicas Ready\n{why(pods)}", timeout=120)
-    lease = next(a for a in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-                 if a.startswith("--lease-name=")).split("=", 1)[1]
-    holder = eventually(lambda: lease_holder(admin, lease), "a Lease holder", timeout=90)
-    leader = next(p for p in pods if p.name == holder)
-    standby = next(p for p in pods if p is not leader)
-    leader.kill()  # SIGKILL: the Lease is not released, the standby waits for it to expire
-    eventually(lambda: lease_holder(admin, lease) == standby.name and leads(standby),
-               f"the standby taking the Lease\n{why(pods)}", timeout=90)
-    shard_client(kube, tenant, "after-failover", {"serverRef": {"name": "dev"}, **M2M})
-    kube.wait_ready(tenant, "after-failover", timeout=120)
-    # The ReplicaSet would replace the dead Pod: the new one comes up Ready as a standby.
-    replacement = node.start()
-    eventually(lambda: ready(replacement), f"the replacement Ready\n{why([replacement])}", timeout=120)
-    assert not leads(replacement) and lease_holder(admin, lease) == standby.name
+def test_documents_served_behind_the_service(cluster: Cluster, tenant: str, dev_server: Any,
+                                             eventually: Callable[..., Any]) -> None:
+    # The Service's endpoints are both Pods, port 8080 (no kube-proxy here: the test reads the
+    # EndpointSlice and GETs each endpoint's Pod on its own loopback).
+    pods = eventually(lambda: (ready := cluster.ready_pods()) and len(ready) == 2 and ready, "2 ready", timeout=180)
 
+    def endpoints() -> dict[str, Any] | None:
+        slices = client.DiscoveryV1Api(cluster.api).list_namespaced_endpoint_slice(
+            NAMESPACE, label_selector=f"kubernetes.io/service-name={RELEASE}-metrics").items
+        found = {e.target_ref.name: e for s in slices for e in s.endpoints or [] if e.conditions.ready}
+        ports = {p.port for s in slices for p in s.ports or []}
+        return found if len(found) == 2 and ports == {8080} else None
 
-def test_published_jwks_served_from_the_replicas_documents_endpoint(
-        pods: list[Replica], admin: client.ApiClient, kube: Any, tenant: str, dev_server: Any,
-        deployment: dict[str, Any], eventually: Callable[..., Any]) -> None:
-    # Port 8080 is what the chart's Service (<release>-clientreg-metrics) targets; with no kube-proxy
-    # here, the test GETs it in each replica's network namespace, as the Service's endpoints would.
-    eventually(lambda: any(leads(p) for p in pods if p.running()), "a leader", timeout=90)
-    jwks_uri = f"{dev_server.issuer}/image-documents/signer/jwks.json"
-    shard_client(kube, tenant, "signer", {"serverRef": {"name": "dev"}, "grantTypes": ["client_credentials"],
-                                          "tokenEndpointAuthMethod": "private_key_jwt",
-                                          "keyPair": {"algorithm": "ES256"}, "jwksUri": jwks_uri})
+    found = eventually(endpoints, "the metrics Service's EndpointSlice listing both Pods ready")
+    assert {name: ep.addresses[0] for name, ep in found.items()} == {p.metadata.name: p.status.pod_ip for p in pods}
+    jwks_uri = f"{dev_server.issuer}/node-documents/signer/jwks.json"
+    cluster.oauth_client("signer", {"serverRef": {"name": "dev"}, "grantTypes": ["client_credentials"],
+                                    "tokenEndpointAuthMethod": "private_key_jwt", "keyPair": {"algorithm": "ES256"},
+                                    "jwksUri": jwks_uri})
     path = "/documents/" + jwks_uri.split("://", 1)[1]
 
     def served() -> dict[str, Any] | None:
-        for replica in (p for p in pods if p.running() and leads(p)):
-            status, body = replica.get(replica.port("metrics"), path)
+        for pod in pods:
+            status, body = cluster.get(pod, 8080, path)
             if status == 200:
-                return {"replica": replica.name, "jwks": json.loads(body)}
+                loaded: dict[str, Any] = json.loads(body)
+                return loaded
         return None
 
-    found = eventually(served, f"the JWKS served at {path}\n{why(pods)}", timeout=120)
-    keys = found["jwks"]["keys"]
-    assert len(keys) == 1 and keys[0]["kty"] == "EC" and "d" not in keys[0]
+    jwks = eventually(served, f"the JWKS served at {path}\n{cluster.logs()}", timeout=120)
+    assert len(jwks["keys"]) == 1 and jwks["keys"][0]["kty"] == "EC" and "d" not in jwks["keys"][0]
+
+
+def test_leader_pod_deleted_another_takes_over_and_a_new_pod_comes(
+        cluster: Cluster, tenant: str, eventually: Callable[..., Any]) -> None:
+    pods = eventually(lambda: (ready := cluster.ready_pods()) and len(ready) == 2 and ready, "2 ready", timeout=180)
+    holder = eventually(cluster.lease_holder, "a Lease holder", timeout=90)
+    cluster.core.delete_namespaced_pod(holder, NAMESPACE)
+    # The deleted Pod gets SIGTERM and hands the Lease back; the waiting standby and the ReplicaSet's
+    # replacement (already waiting too, when kopf's shutdown takes longer than its start) race for it.
+    replaced = eventually(lambda: (ready := cluster.ready_pods()) and len(ready) == 2
+                          and holder not in {p.metadata.name for p in ready} and ready,
+                          f"a replacement Pod Ready\n{cluster.logs()}", timeout=180)
+    names = {p.metadata.name for p in replaced}
+    assert len(names & {p.metadata.name for p in pods}) == 1  # the standby, still running
+    new_holder = eventually(lambda: (h := cluster.lease_holder()) in names and h,
+                            f"a live replica taking the Lease\n{cluster.logs()}", timeout=90)
+    eventually(lambda: [p.metadata.name for p in replaced if cluster.leads(p)] == [new_holder],
+               "exactly the Lease holder leading")
+    cluster.oauth_client("after-failover", {"serverRef": {"name": "dev"}, **M2M})
+    eventually(lambda: cluster.ready_client("after-failover"), f"reconciled after failover\n{cluster.logs()}",
+               timeout=120)
+
+
+def test_leader_process_killed_the_kubelet_restarts_it_and_one_replica_leads(
+        cluster: Cluster, tenant: str, eventually: Callable[..., Any]) -> None:
+    pods = eventually(lambda: (ready := cluster.ready_pods()) and len(ready) == 2 and ready, "2 ready", timeout=180)
+    holder = eventually(cluster.lease_holder, "a Lease holder", timeout=90)
+    leader = next(p for p in pods if p.metadata.name == holder)
+    before = leader.status.container_statuses[0].restart_count
+    container_id = leader.status.container_statuses[0].container_id.split("://", 1)[1]
+    # SIGKILL, no Lease release. The kubelet restarts the container within seconds, in the same Pod and
+    # so under the same identity: whichever replica then holds the Lease, exactly one leads.
+    cluster.node.ctr("tasks", "kill", "--signal", "SIGKILL", container_id)
+
+    def restarted() -> bool:
+        status = cluster.core.read_namespaced_pod(holder, NAMESPACE).status.container_statuses[0]
+        return bool(status.restart_count == before + 1 and status.ready
+                    and status.last_state.terminated and status.last_state.terminated.exit_code == 137)
+
+    eventually(restarted, f"the killed container restarted by the kubelet and Ready\n{cluster.logs()}", timeout=180)
+    names = {p.metadata.name for p in pods}
+    new_holder = eventually(lambda: (h := cluster.lease_holder()) in names and h, "a Lease holder", timeout=90)
+    eventually(lambda: [p.metadata.name for p in pods if cluster.leads(p)] == [new_holder],
+               f"exactly the Lease holder leading\n{cluster.logs()}", timeout=60)
+    cluster.oauth_client("after-kill", {"serverRef": {"name": "dev"}, **M2M})
+    eventually(lambda: cluster.ready_client("after-kill"), f"reconciled after the kill\n{cluster.logs()}",
+               timeout=120)

@@ -47,7 +47,7 @@ NODE_PACKAGES = {"containerd": "containerd", "runc": "runc", "containernetworkin
 NODE_NAME = "clientreg-node"
 POD_CIDR = "10.244.0.0/24"  # not podman's 10.88.0.0/16
 BRIDGE = "clientreg0"
-WORKLOAD_CONTROLLERS = "deployment,replicaset,endpointslice,serviceaccount-token"
+WORKLOAD_CONTROLLERS = "deployment,replicaset,endpointslice,nodelifecycle"
 PAUSE_IMAGE = "localhost/clientreg-test/pause:1"
 REPO = Path(__file__).resolve().parents[2]
 
@@ -197,6 +197,9 @@ state = "{self.workdir / 'containerd-state'}"
   address = "{self.socket}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
+  # This machine's root lacks CAP_SYS_RESOURCE: lowering oom_score_adj (the kubelet asks -998 for
+  # sandboxes) fails runc's init with "can't get final child's PID from pipe: EOF". Clamp to our own.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{cni_bin}"
     conf_dir = "{cni_conf}"
@@ -257,13 +260,14 @@ state = "{self.workdir / 'containerd-state'}"
                              "nodefs.inodesFree": "1%"},
             "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
             "resolvConf": "/etc/resolv.conf", "podCIDR": POD_CIDR,
+            "podLogsDir": str(self.workdir / "pod-logs"),
             "serializeImagePulls": False, "registerNode": True,
         }
         (self.workdir / "kubelet.yaml").write_text(yaml.safe_dump(config))
         kubelet = self._spawn("kubelet", [
             str(binaries / "kubelet"), f"--config={self.workdir / 'kubelet.yaml'}",
             f"--kubeconfig={self.plane.kubeconfig}", f"--root-dir={self.workdir / 'kubelet'}",
-            f"--hostname-override={NODE_NAME}", "--node-ip=127.0.0.1", "--v=2"])
+            f"--hostname-override={NODE_NAME}", "--v=2"])
         _wait_until("kubelet", kubelet, _plain_healthz(healthz_port), timeout=120)
         self._wait_node_ready(kubelet)
 
@@ -295,14 +299,21 @@ state = "{self.workdir / 'containerd-state'}"
     # -- stop ------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        kubelet = [p for p in self._processes if p.name == "kubelet"]
-        for proc in kubelet:
-            proc.stop()
+        """Pods first (through the kubelet, so that sandboxes, network namespaces and relays go the normal
+        way), then whatever is left, then the node's processes and files."""
+        kubelet = next((p for p in self._processes if p.name == "kubelet"), None)
+        if kubelet is not None and kubelet.popen.poll() is None:
+            with contextlib.suppress(Exception):
+                self._drain()
+        if kubelet is not None:
+            kubelet.stop()
         if self.socket.exists():
             with contextlib.suppress(Exception):
                 for task in self.ctr("tasks", "list", "--quiet").split():
                     with contextlib.suppress(Exception):
                         self.ctr("tasks", "kill", "--signal", "SIGKILL", task)
+                    with contextlib.suppress(Exception):
+                        self.ctr("tasks", "delete", "--force", task)
         for proc in reversed(self._processes):
             with contextlib.suppress(Exception):
                 proc.stop()
@@ -310,16 +321,56 @@ state = "{self.workdir / 'containerd-state'}"
         for fh in self._logs:
             fh.close()
         self._logs.clear()
-        for pidfile in self.relay_state.glob("*.pid") if self.relay_state.exists() else []:
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pidfile.read_text()), 15)
+        self._kill_leftovers()
         subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True)
         # containerd's mounts (overlay snapshots, shm) must go before the folder can.
-        subprocess.run(f"grep -o ' {self.workdir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l",
-                       shell=True, capture_output=True)
-        if os.environ.get("CLIENTREG_KEEP_NODE"):
-            return
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+                  if line.split()[1].startswith(str(self.workdir))]
+        for mount in sorted(mounts, reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True)
+        # containerd's parent cgroup for Pods, in each v1 hierarchy; rmdir only succeeds once it is empty.
+        for parent in Path("/sys/fs/cgroup").glob("*/k8s.io"):
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+        if not os.environ.get("CLIENTREG_KEEP_NODE"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _drain(self) -> None:
+        from kubernetes import client
+
+        api = self.plane.api_client()
+        try:
+            core = client.CoreV1Api(api)
+            # Cordoned first: ReplicaSets would otherwise replace every Pod deleted here.
+            core.patch_node(NODE_NAME, {"spec": {"unschedulable": True}})
+            for pod in core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={NODE_NAME}").items:
+                with contextlib.suppress(client.exceptions.ApiException):
+                    core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0)
+        finally:
+            api.close()
+        # The kubelet kills the containers and stops the sandboxes (CNI DEL: relays and namespaces go);
+        # stopped tasks stay listed until garbage collection, which need not be waited for.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(
+                line.split()[-1] == "RUNNING" for line in self.ctr("tasks", "list").splitlines()[1:] if line.strip()):
+            time.sleep(0.5)
+
+    def _kill_leftovers(self) -> None:
+        """Shims of this node's containerd (they outlive it by design), relay processes, Pod namespaces."""
+        marker = str(self.socket).encode()
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if marker in (proc / "cmdline").read_bytes():
+                        os.kill(int(proc.name), 9)
+        if self.relay_state.exists():
+            for pidfile in self.relay_state.glob("*.pid"):
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pidfile.read_text()), 15)
+            for record in self.relay_state.glob("pod-*"):
+                netns = Path(record.read_text())
+                if netns.parent == Path("/run/netns") or netns.parent == Path("/var/run/netns"):
+                    subprocess.run(["ip", "netns", "delete", netns.name], capture_output=True)
 
 
 def _healthz(port: int) -> Any:
