@@ -9,7 +9,7 @@ their registries at build time (pip resolves the same ranges pyproject.toml decl
 from the same inputs on different days may differ in dependency patch releases, not in what the
 project ships.
 
-The Debian tools the build and the podman runner need (mmdebstrap, umoci, podman, runc) are installed
+The Debian tools the build and tests/e2e/test_image.py need (mmdebstrap, umoci, podman, runc) are installed
 with apt-get when missing and when running as root (CI and this project's machines); elsewhere the
 tests that need them skip, or fail in CI.
 """
@@ -37,6 +37,7 @@ ARCHIVE_NAME = "clientreg-operator.oci.tar"
 #: Debian package → a command it provides (how "is it installed" is checked).
 BUILD_PACKAGES = {"mmdebstrap": "mmdebstrap", "umoci": "umoci"}
 #: runc, not crun: crun refuses this machine's hybrid cgroup v1 layout; podman is told --runtime runc.
+#: podman runs the image alone (--help, its user); Pods run on the node of support/node.py.
 RUN_PACKAGES = {"podman": "podman", "runc": "runc", "iproute2": "ip"}
 
 

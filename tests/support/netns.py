@@ -1,9 +1,10 @@
-"""Network namespaces for the test's "pods": each replica gets its own loopback, as a Pod gets its own
-network, while the test's servers (kube-apiserver, authorization servers) stay on the host's 127.0.0.1.
+"""Pods' network namespaces seen from the host: each Pod has its own loopback, while the test's servers
+(kube-apiserver, authorization servers) stay on the host's 127.0.0.1.
 
-A :class:`PodNetwork` is an ``ip netns`` namespace whose 127.0.0.1 relays chosen ports to the same ports
-on the host's 127.0.0.1: the operator inside talks to ``https://127.0.0.1:<apiserver port>`` and
-``http://127.0.0.1:<AS port>`` exactly as the test spec names them, and nothing ever leaves loopback.
+:meth:`PodNetwork.relay` makes a Pod's 127.0.0.1:<port> reach the same port on the host's 127.0.0.1:
+the operator inside talks to ``https://127.0.0.1:<apiserver port>`` and ``http://127.0.0.1:<AS port>``
+exactly as the test spec names them, and nothing ever leaves loopback (support/cni_relay.py sets this
+up for every Pod). :meth:`PodNetwork.http_get` GETs a Pod's port on its own loopback.
 The relay's listening socket is created by a thread that entered the namespace (``setns`` switches
 only the calling thread); connections to the host are made from threads in the host's namespace.
 """
@@ -14,9 +15,7 @@ import contextlib
 import ctypes
 import os
 import socket
-import subprocess
 import threading
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -75,36 +74,21 @@ def _splice(a: socket.socket, b: socket.socket) -> None:
 
 
 class PodNetwork:
-    """An ``ip netns`` with loopback up and relays from its 127.0.0.1:<port> to the host's."""
+    """A Pod's network namespace (made by its runtime), seen from the host: relays into it, connections in it."""
 
-    def __init__(self, prefix: str = "clientreg-pod", *, path: Path | None = None) -> None:
-        """A new namespace named ``<prefix>-<random>``, or, with ``path``, one that exists (a Pod's, made
-        by its runtime), which :meth:`close` leaves in place."""
-        self.name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        self.owned = path is None
-        self.path = path or Path("/run/netns") / self.name
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self._listeners: list[socket.socket] = []
         self._closed = threading.Event()
 
-    def __enter__(self) -> PodNetwork:
-        if not self.owned:
-            return self
-        subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True)
-        subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True, capture_output=True)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def close(self) -> None:
+        """Stop relaying (the namespace itself is the runtime's)."""
         self._closed.set()
         for listener in self._listeners:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         self._listeners.clear()
-        if self.owned:
-            subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)
 
     def relay(self, port: int) -> None:
         """From now on 127.0.0.1:``port`` inside the namespace reaches 127.0.0.1:``port`` on the host."""
