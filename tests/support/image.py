@@ -78,6 +78,7 @@ def ensure_operator_image() -> Path:
     folder = component_dir("operator-image", input_hash())
     archive = folder / ARCHIVE_NAME
     if is_complete(folder) and archive.is_file():
+        (folder / ".complete").touch()  # last used: what _prune goes by
         return archive
     # One apt-get run for the build's and the test runner's tools (podman, runc, ip).
     ensure_debian_packages({**BUILD_PACKAGES, **RUN_PACKAGES})
@@ -95,7 +96,17 @@ def ensure_operator_image() -> Path:
             raise ImageUnavailable(f"scripts/build-image failed ({result.returncode}); end of {log}:\n{tail}")
         (folder / "build-seconds").write_text(f"{time.monotonic() - started:.0f}\n")
         mark_complete(folder)
+    _prune(folder)
     return archive
+
+
+def _prune(keep: Path, older_than: float = 24 * 3600) -> None:
+    """Every source change makes a new 60 MiB archive: drop other builds not used for a day (a day, not
+    at once: worktrees sharing this cache may be testing other sources right now)."""
+    for other in keep.parent.glob("operator-image-*"):
+        marker = other / ".complete"
+        if other != keep and marker.exists() and time.time() - marker.stat().st_mtime > older_than:
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def archive_image(archive: Path) -> tuple[str, str]:
