@@ -14,6 +14,7 @@ tests' authorization servers listen. Where the kubelet cannot run (see docs/kube
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ from typing import IO, Any
 import httpx
 import yaml
 
-from support.cache import component_dir, free_port, go_build_tools_module, is_complete, mark_complete
+from support.cache import cache_root, component_dir, free_port, go_build_tools_module, is_complete, mark_complete
 from support.image import ensure_debian_packages
 from support.kube import (
     KUBE_BUILD_TAGS,
@@ -131,8 +132,13 @@ class Node:
         self.relay_ports: list[int] = [int(plane.server.rsplit(":", 1)[1]), *relay_ports]
         self._processes: list[_Process] = []
         self._logs: list[IO[bytes]] = []
+        self._lock: IO[str] | None = None
 
     def __enter__(self) -> Node:
+        # One node per machine at a time: the bridge, the Pod CIDR and containerd's cgroup parent are
+        # machine-wide (worktrees sharing a machine run their node tests one after the other).
+        self._lock = open(cache_root() / ".kube-node.running.lock", "w")  # closed in close()
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         try:
             self.start()
         except BaseException:
@@ -334,6 +340,10 @@ state = "{self.workdir / 'containerd-state'}"
                 parent.rmdir()
         if not os.environ.get("CLIENTREG_KEEP_NODE"):
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
 
     def _drain(self) -> None:
         from kubernetes import client
