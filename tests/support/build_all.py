@@ -26,6 +26,10 @@ COMPONENTS: dict[str, tuple[str, str]] = {
     "kube": ("support.kube", "ensure_kube_assets"),
     "pulumi": ("support.pulumi_engine", "ensure_pulumi"),
     "hydra": ("support.hydra", "ensure_hydra"),
+    # mmdebstrap + the project's wheels; apt-gets mmdebstrap, umoci, podman and runc when missing.
+    "operator-image": ("support.image", "ensure_operator_image"),
+    # kubelet + kube-scheduler (same module as "kube"), containerd/runc/CNI plugins by apt-get, a pause image.
+    "kube-node": ("support.node", "ensure_node"),
 }
 
 

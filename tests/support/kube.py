@@ -497,6 +497,8 @@ class ControlPlane:
     and namespaces never finish deleting).
     """
 
+    APISERVER_ARGS: tuple[str, ...] = ("--disable-admission-plugins=ServiceAccount",)
+
     def __init__(self) -> None:
         self.kubeconfig: Path = Path()
         self.server: str = ""
@@ -637,8 +639,9 @@ class ControlPlane:
             "--allow-privileged=true",
             "--authorization-mode=RBAC",
             # No kubelet and no Pods here; envtest drops this plugin as well so that Pods can
-            # be created before their namespace's default ServiceAccount exists.
-            "--disable-admission-plugins=ServiceAccount",
+            # be created before their namespace's default ServiceAccount exists. A plane with a
+            # node (support/node.py) keeps it: it mounts the ServiceAccount token into Pods.
+            *self.APISERVER_ARGS,
             f"--service-account-issuer={self.server}",
             f"--service-account-key-file={certs / 'sa.key'}",
             f"--service-account-signing-key-file={certs / 'sa.key'}",
