@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
+from support.server_status import ServerStatusCluster
 
 from clientreg import rfc7591
 from clientreg.discovery import discover
@@ -513,19 +514,13 @@ SERVER_ISSUERS = ["https://169.254.169.254", "https://[fd00:ec2::254]", "https:/
 def test_authorization_server_status_reports_a_refused_issuer(issuer: str) -> None:
     from clientreg_operator.servers import check_server
 
-    patches: list[dict[str, Any]] = []
-
-    class Cluster:
-        def get_secret(self, namespace: str, name: str) -> None:
-            return None
-
-        def patch_server_status(self, kind: str, namespace: str | None, name: str, patch: dict[str, Any]) -> None:
-            patches.append(patch)
+    cluster = ServerStatusCluster()
+    patches = cluster.patches
 
     body = {"apiVersion": "clientreg.dev/v1alpha1", "kind": "AuthorizationServer",
             "metadata": {"name": "evil", "namespace": "tenant", "generation": 1}, "spec": {"issuer": issuer}}
     # The operator's default policy: IP literals are refused before any resolution or connection.
-    error = check_server(Cluster(), body, cluster_resource_namespace="clientreg")  # type: ignore[arg-type]
+    error = check_server(cluster, body, cluster_resource_namespace="clientreg")  # type: ignore[arg-type]
     assert isinstance(error, FetchRefused)
     ready = patches[0]["conditions"][0]
     assert (ready["status"], ready["reason"]) == ("False", "FetchRefused")

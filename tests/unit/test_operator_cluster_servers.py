@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from clientreg_operator.config import DEFAULT_ADDRESS_POLICIES, ServerAddressPolicies
 from support.fake_as import ISSUER
+from support.server_status import ServerStatusCluster
 from test_operator_reconciler import NS, World
 
 from clientreg.ssrf import AddressPolicy
@@ -145,17 +146,11 @@ def test_the_server_status_check_uses_the_policy_of_its_kind(monkeypatch: pytest
 
     monkeypatch.setattr(servers.ServerConnection, "for_spec", for_spec)
 
-    class Cluster:
-        def get_secret(self, namespace: str, name: str) -> None:
-            return None
-
-        def patch_server_status(self, kind: str, namespace: str | None, name: str, patch: dict[str, Any]) -> None:
-            pass
-
+    cluster = ServerStatusCluster()
     body = {"apiVersion": "clientreg.dev/v1alpha1", "kind": kind,
             "metadata": {"name": "as", "namespace": namespace, "generation": 1},
             "spec": {"issuer": "https://10.0.0.1"}}
-    error = servers.check_server(Cluster(), body, cluster_resource_namespace="clientreg",  # type: ignore[arg-type]
+    error = servers.check_server(cluster, body, cluster_resource_namespace="clientreg",  # type: ignore[arg-type]
                                  address_policies=policies)
     assert isinstance(error, TransportError)
     assert seen == [policies.for_kind(kind)]
@@ -164,20 +159,14 @@ def test_the_server_status_check_uses_the_policy_of_its_kind(monkeypatch: pytest
 def test_a_namespaced_server_on_a_private_address_is_refused_by_default() -> None:
     from clientreg_operator.servers import check_server
 
-    patches: list[dict[str, Any]] = []
-
-    class Cluster:
-        def get_secret(self, namespace: str, name: str) -> None:
-            return None
-
-        def patch_server_status(self, kind: str, namespace: str | None, name: str, patch: dict[str, Any]) -> None:
-            patches.append(patch)
+    cluster = ServerStatusCluster()
+    patches = cluster.patches
 
     body = {"apiVersion": "clientreg.dev/v1alpha1", "kind": "AuthorizationServer",
             "metadata": {"name": "inward", "namespace": "tenant-a", "generation": 1},
             "spec": {"issuer": "https://10.96.0.10"}}
     # An IP literal: refused before any resolution or connection.
-    error = check_server(Cluster(), body, cluster_resource_namespace="clientreg")  # type: ignore[arg-type]
+    error = check_server(cluster, body, cluster_resource_namespace="clientreg")  # type: ignore[arg-type]
     assert error is not None and error.reason == "FetchRefused"
     ready = patches[0]["conditions"][0]
     assert (ready["status"], ready["reason"]) == ("False", "FetchRefused")

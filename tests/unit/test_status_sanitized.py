@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from support.fake_as import ISSUER
+from support.server_status import ServerStatusCluster
 from test_operator_reconciler import World
 
 from clientreg.errors import SUMMARY_DESCRIPTION_LIMIT, ProtocolError, RegistrationError, status_text
@@ -144,18 +145,12 @@ def test_a_namespaced_server_status_shows_no_body_either(monkeypatch: pytest.Mon
         return real(spec, http=http, **{k: v for k, v in kwargs.items() if k != "address_policy"})
 
     monkeypatch.setattr(servers.ServerConnection, "for_spec", for_spec)
-    patches: list[dict[str, Any]] = []
-
-    class Cluster:
-        def get_secret(self, namespace: str, name: str) -> None:
-            return None
-
-        def patch_server_status(self, kind: str, namespace: str | None, name: str, patch: dict[str, Any]) -> None:
-            patches.append(patch)
+    cluster = ServerStatusCluster()
+    patches = cluster.patches
 
     body = {"apiVersion": "clientreg.dev/v1alpha1", "kind": "AuthorizationServer",
             "metadata": {"name": "inward", "namespace": "tenant-a", "generation": 1}, "spec": {"issuer": ISSUER}}
-    error = servers.check_server(Cluster(), body, cluster_resource_namespace="clientreg")  # type: ignore[arg-type]
+    error = servers.check_server(cluster, body, cluster_resource_namespace="clientreg")  # type: ignore[arg-type]
     assert error is not None and LEAK in str(error)  # the operator's own log may say more
     ready = patches[0]["conditions"][0]
     assert ready["status"] == "False" and ready["reason"] == "DiscoveryFailed"
