@@ -34,6 +34,7 @@ from .errors import (
     TransportError,
 )
 from .http import NOT_JSON, HttpClient, HttpSettings, parse_json
+from .reasons import Reason
 from .record import ClientKey, RegistrationRecord, RetiringClient
 from .rfc7591 import ClientInformation
 from .server import ServerConnection
@@ -43,30 +44,14 @@ from .ssrf import USER_CONFIGURED
 log = logging.getLogger("clientreg.engine")
 
 
-class Reason(enum.StrEnum):
-    NOT_REGISTERED = "NotRegistered"
-    CLIENT_GONE = "ClientGoneAtServer"
-    CREDENTIALS_REJECTED = "CredentialsRejected"
-    SPEC_CHANGED = "SpecChanged"
-    DRIFT = "DriftAtServer"
-    REFUSED = "ServerRefusedValue"
-    NEARING_EXPIRY = "SecretNearingExpiry"
-    PERIOD_ELAPSED = "RotationPeriodElapsed"
-    ROTATION_REQUESTED = "RotationRequested"
-    GRACE_OVER = "GracePeriodOver"
-    DELETED = "Deleted"
-    ORPHANED = "Orphaned"
-    IN_SYNC = "InSync"
-    #: A document the AS reads from the web (CIMD, JWKS at jwks_uri) is not served yet, or not as rendered.
-    DOCUMENT_NOT_PUBLISHED = "DocumentNotPublished"
-    #: Event: a private_key_jwt key was replaced; the old one stays in the JWKS for the grace period.
-    KEY_ROTATED = "KeyRotated"
-
-
 class ActionKind(enum.StrEnum):
     REGISTER = "register"
     UPDATE = "update"
-    ROTATE = "rotate"
+    #: Register a new client to replace the current one, which retires after the grace period (rotation, or
+    #: a spec change the AS cannot apply in place).
+    REGISTER_REPLACEMENT = "register-replacement"
+    #: The former name of REGISTER_REPLACEMENT, kept for code that still says it.
+    ROTATE = "register-replacement"
     DELETE_RETIRING = "delete-retiring"
     DELETE = "delete"
     FORGET = "forget"
@@ -189,18 +174,18 @@ class Observation:
 def rotation_due(desired: Desired, record: RegistrationRecord, now: datetime) -> Action | None:
     """Why the current credentials must be replaced now, if they must."""
     if desired.rotation_request and desired.rotation_request != record.rotation_request:
-        return Action(ActionKind.ROTATE, Reason.ROTATION_REQUESTED,
+        return Action(ActionKind.REGISTER_REPLACEMENT, Reason.ROTATION_REQUESTED,
                       f"rotation requested ({desired.rotation_request})")
     expires = record.expires_at()
     if expires is not None and record.client_secret is not None:
         threshold = expiry_threshold(desired.rotation, record, expires)
         if now >= threshold:
-            return Action(ActionKind.ROTATE, Reason.NEARING_EXPIRY,
+            return Action(ActionKind.REGISTER_REPLACEMENT, Reason.NEARING_EXPIRY,
                           f"client secret expires at {expires.isoformat()}; rotating ahead of it")
     if desired.rotation and desired.rotation.period:
         since = record.last_rotation or record.registered_at
         if now >= since + parse_duration(desired.rotation.period):
-            return Action(ActionKind.ROTATE, Reason.PERIOD_ELAPSED,
+            return Action(ActionKind.REGISTER_REPLACEMENT, Reason.PERIOD_ELAPSED,
                           f"rotation period {desired.rotation.period} elapsed since {since.isoformat()}")
     return None
 
@@ -279,7 +264,7 @@ def plan(desired: Desired, record: RegistrationRecord | None, observed: Observat
             actions.append(rotate)
         elif record.spec_hash != desired.spec_hash:
             if observed.state is Observed.UNSUPPORTED or record.registration_client_uri is None:
-                actions.append(Action(ActionKind.ROTATE, Reason.SPEC_CHANGED,
+                actions.append(Action(ActionKind.REGISTER_REPLACEMENT, Reason.SPEC_CHANGED_REPLACED,
                                       "spec changed and the AS offers no RFC 7592 update: registering a "
                                       "replacement client"))
             else:
@@ -348,7 +333,7 @@ def _publication_checks(record: RegistrationRecord, observed: Observation) -> li
             continue
         fields = publish.differences(expected, served.document)
         if fields:
-            actions.append(Action(ActionKind.AWAIT_PUBLICATION, Reason.DRIFT,
+            actions.append(Action(ActionKind.AWAIT_PUBLICATION, Reason.DOCUMENT_DIFFERS,
                                   f"{url} serves a different document ({', '.join(fields)}); publish the "
                                   "rendered one", target=url, fields=tuple(fields)))
     return actions
@@ -497,7 +482,7 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
     credentials_changed = False
     synced = True
     for action in plan_.actions:
-        if action.kind in (ActionKind.REGISTER, ActionKind.ROTATE):
+        if action.kind in (ActionKind.REGISTER, ActionKind.REGISTER_REPLACEMENT):
             record = _register(action, desired, record, server, save, now)
             credentials_changed = True
             events.append(Event(action.reason, f"{action.message}: client {record.client_id}"))
@@ -580,7 +565,8 @@ def _pending_publication(record: RegistrationRecord, observed: Observation) -> t
             return Reason.DOCUMENT_NOT_PUBLISHED, f"publish the rendered document at {url} ({why})"
         fields = publish.differences(expected, served.document)
         if fields:
-            return Reason.DRIFT, f"{url} serves a different document ({', '.join(fields)}); publish the rendered one"
+            return Reason.DOCUMENT_DIFFERS, (f"{url} serves a different document ({', '.join(fields)}); "
+                                             "publish the rendered one")
     return None
 
 
@@ -639,7 +625,7 @@ def _keys_for(action: Action, desired: Desired, previous: RegistrationRecord | N
     if desired.key_pair is None:
         return []
     holder = RegistrationRecord(client_id="-", keys=list(previous.keys) if previous else [])
-    if action.kind is ActionKind.ROTATE and holder.keys:
+    if action.kind is ActionKind.REGISTER_REPLACEMENT and holder.keys:
         _rotate_keys(holder, desired, now)
     else:
         _ensure_current_key(holder, desired, now)
@@ -673,7 +659,7 @@ def _register(action: Action, desired: Desired, previous: RegistrationRecord | N
         if action.reason is not Reason.CLIENT_GONE:
             # The old client may still be serving workloads (rotation) or may be unreachable with our
             # credentials (rejected RAT); either way it is deleted after the grace period, best effort.
-            grace = desired.grace() if action.kind is ActionKind.ROTATE else timedelta(0)
+            grace = desired.grace() if action.kind is ActionKind.REGISTER_REPLACEMENT else timedelta(0)
             record.retiring.append(RetiringClient(
                 client_id=previous.client_id, registration_client_uri=previous.registration_client_uri,
                 registration_access_token=previous.registration_access_token, delete_after=now + grace,
