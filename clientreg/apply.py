@@ -110,7 +110,8 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
     if record is None:
         return Outcome(None, plan_.reason, plan_.message, ready=False, synced=False, events=events)
     reason: str  # a Reason, or a standing fact's reason from retiring
-    reason, message = plan_.reason, plan_.message
+    # The reason says why this run acted (InSync when it did not); the message, the state it left behind.
+    reason, message = plan_.reason, state_message(record, now)
     pending = _pending_publication(record, observed)
     if pending is not None:
         # The AS reads these documents from the web: until they match, it sees an old client or none.
@@ -129,6 +130,18 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
         synced, (reason, message) = False, refused
     return Outcome(record, reason, message, ready=True, synced=synced, events=events,
                    credentials_changed=credentials_changed)
+
+
+def state_message(record: RegistrationRecord, now: datetime) -> str:
+    """The client as it stands, for status and `clientreg get`: never the last action taken."""
+    parts = [f"client {record.client_id} matches its spec"]
+    for old in record.retiring:
+        when = f"retires at {old.delete_after.isoformat()}" if old.delete_after > now else "retires (deletion pending)"
+        parts.append(f"old client {old.client_id} {when}")
+    for key in record.keys:
+        if key.remove_after is not None:
+            parts.append(f"old key {key.kid} stays in the JWKS until {key.remove_after.isoformat()}")
+    return "; ".join(parts)
 
 
 def _pending_publication(record: RegistrationRecord, observed: Observation) -> tuple[Reason, str] | None:
