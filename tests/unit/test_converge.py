@@ -76,3 +76,17 @@ def test_reconcile_does_not_change_the_callers_record() -> None:
                            record, h.server, h.save, NOW)
     assert record.to_storage() == before
     assert outcome.record is not None and outcome.record.server_metadata["client_name"] == "Renamed"
+
+
+def test_a_run_registers_at_most_one_client_even_when_the_replacement_is_due_again() -> None:
+    # Secrets that live a minute, rotated two hours ahead: every new client is due for rotation at once.
+    fake = FakeAS(secret_lifetime=60)
+    fake.now = NOW.timestamp()
+    h = Harness(fake)
+    client = make_client(rotation={"rotateBefore": "2h", "gracePeriod": "0s"})
+    h.run(client)
+    fake.calls.clear()
+    the_plan, outcome = h.run(client)
+    assert [a.reason for a in the_plan.actions] == [Reason.NEARING_EXPIRY]
+    assert fake.calls["POST /register"] == 1, "the follow-up passes finish work, they never register"
+    assert len(fake.clients) == 1 and outcome.record is not None and outcome.record.retiring == []
