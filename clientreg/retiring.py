@@ -24,10 +24,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from .errors import CredentialsRejected
+from .reasons import Reason
 from .record import RegistrationRecord, RetiringClient
 
 #: Event and condition reason.
-DELETE_REFUSED = "RetiringClientDeleteRefused"
+DELETE_REFUSED = Reason.RETIRING_DELETE_REFUSED
 #: Delay before the first retry; it doubles with every refusal up to MAX_RETRY.
 FIRST_RETRY = timedelta(minutes=5)
 MAX_RETRY = timedelta(hours=24)

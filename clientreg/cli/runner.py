@@ -112,7 +112,8 @@ class Runner:
                 written = publish.write_tree(self.publish_dir, publish.documents(outcome.record))
                 for path in written:
                     log.info("%s/%s: wrote %s", ns, name, path)
-                if written and not outcome.ready and outcome.reason in (Reason.DOCUMENT_NOT_PUBLISHED, Reason.DRIFT):
+                if written and not outcome.ready and \
+                        outcome.reason in (Reason.DOCUMENT_NOT_PUBLISHED, Reason.DOCUMENT_DIFFERS):
                     # Served straight from the folder (a dev host, a synced bucket): check once more now.
                     _, outcome = reconcile(desired, outcome.record, server, self._saver(entry, desired),
                                            fetch=self.fetch)

@@ -46,16 +46,12 @@ from pydantic import SecretStr, ValidationError
 from clientreg import publish, rfc7592
 from clientreg.drift import differences
 from clientreg.engine import (
-    ActionKind,
     Desired,
     Observed,
     Outcome,
-    Plan,
     Reason,
-    apply,
     next_wakeup,
     observe,
-    plan,
     reconcile,
     rotation_due,
 )
@@ -364,20 +360,13 @@ def _adopt(props: Mapping[str, Any], server: ServerConnection) -> RegistrationRe
 
 def _reconcile(want: Desired, record: RegistrationRecord | None, props: Mapping[str, Any],
                server: ServerConnection, *, operation: str) -> dict[str, Any]:
-    """observe → plan → apply, with the deletion of retired clients done last and best effort: a failure
-    there must not cost the new credentials this same run obtained (they exist only in memory until the
-    outputs are returned)."""
+    """The core's loop (observe → plan → apply → cleanup, to a fixed point). The deletion of retired clients
+    in it is best effort (a failure is a Warning and a retry): it never costs the new credentials this same
+    run obtained, which exist only in memory until the outputs are returned."""
     saved: list[RegistrationRecord | None] = []
-    # The engine updates the record in place: remember what the credentials were before it started.
     before = _credentials_of(record)
-    now = datetime.now(UTC)
     try:
-        server.check_policy(want.metadata)  # DCR and CIMD alike, before any request
-        observation = observe(record, server, saved.append)
-        the_plan = plan(want, record, observation, now)
-        main = Plan(tuple(a for a in the_plan.actions if a.kind is not ActionKind.DELETE_RETIRING))
-        cleanup = [a for a in the_plan.actions if a.kind is ActionKind.DELETE_RETIRING]
-        outcome = apply(main, want, record, observation, server, saved.append, now)
+        _, outcome = reconcile(want, record, server, saved.append, datetime.now(UTC))
     except ClientregError as exc:
         current = next((r for r in reversed(saved) if r is not None), None)
         if current is None or _credentials_of(current) == before:
@@ -387,23 +376,12 @@ def _reconcile(want: Desired, record: RegistrationRecord | None, props: Mapping[
         return _outputs(props, want, current, STATUS_FAILED, f"could not {operation}: {exc}")
     record = outcome.record
     assert record is not None  # only deletion ends without a record
-    notes = [e.message for e in outcome.events]
-    for action in cleanup:
-        try:
-            done = apply(Plan((action,)), want, record, observation, server, saved.append, now)
-            notes += [e.message for e in done.events]
-            record = done.record or record
-        except ClientregError as exc:
-            # The retired client stays in the record: the next `up` tries again.
-            pulumi.log.warn(f"could not delete retired client {action.target}: {exc}; retrying on the next up")
-            notes.append(f"could not delete retired client {action.target} yet")
     for event in outcome.events:
         if event.warning:
             pulumi.log.warn(f"client {record.client_id}: {event.message}")
     # Out of sync, the message says why (what to fix); in sync, it says what this run did.
-    message = outcome.message if not outcome.synced else "; ".join(notes) or outcome.message
-    if not outcome.synced and len(notes) > len(outcome.events):
-        message += "; " + "; ".join(notes[len(outcome.events):])
+    notes = "; ".join(e.message for e in outcome.events)
+    message = outcome.message if not outcome.synced else notes or outcome.message
     return _outputs(props, want, record, _status(outcome), message)
 
 

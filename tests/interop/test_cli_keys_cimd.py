@@ -215,7 +215,7 @@ def test_cimd_client_published_by_the_cli_gets_a_token_and_drift_is_seen(tmp_pat
         path = site / f"127.0.0.1:{docs.server_port}" / "clients" / "agent.json"
         path.write_text(json.dumps({**served, "client_name": "Tampered"}))
         planned = run("plan", "-f", folder, "--state-dir", state, "-o", "json")
-        assert json.loads(planned.output)[0]["reason"] == Reason.DRIFT, planned.output
+        assert json.loads(planned.output)[0]["reason"] == Reason.DOCUMENT_DIFFERS, planned.output
         assert "client_name" in json.loads(planned.output)[0]["message"]
         healed = run("apply", "-f", folder, "--state-dir", state, "--publish-dir", site)
         assert healed.exit_code == 0, healed.output

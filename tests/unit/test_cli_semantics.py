@@ -262,8 +262,6 @@ def test_get_shows_what_apply_ended_with(tmp_path: Path, server: DevServer) -> N
         assert "deleting it" not in now["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: one apply converges (the engine's loop, helper 'policies'); "
-                                       "remove this marker when that fix is merged")
 def test_an_apply_with_a_zero_grace_period_converges_and_get_says_so(tmp_path: Path, server: DevServer) -> None:
     folder, state = documents(tmp_path / "docs", server.issuer, grace="0s"), tmp_path / "state"
     applied(folder, state)

@@ -283,9 +283,9 @@ def test_secrets_never_in_reprs() -> None:
 def test_failed_cleanup_of_old_client_is_retried_not_fatal() -> None:
     fake = FakeAS()
     h = Harness(fake)
-    client = make_client(rotation={"gracePeriod": "0s"})
-    h.run(client)
-    h.run(client, rotation_request="r1")
+    client = make_client(rotation={"gracePeriod": "1m"})  # due at NOW (0s: deleted by the rotating run)
+    h.run(client, NOW - timedelta(minutes=2))
+    h.run(client, NOW - timedelta(minutes=1), rotation_request="r1")
     assert h.stored is not None and len(h.stored.retiring) == 1
     old = h.stored.retiring[0].client_id
     real = fake.handle

@@ -149,7 +149,7 @@ def test_cimd_document_not_served_or_different_is_not_ready() -> None:
                                                               Reason.DOCUMENT_NOT_PUBLISHED)]
     assert not missing.writes
     other = plan(desired, record, observed(Published(url, {**document, "client_name": "x"})), NOW)
-    assert other.reason is Reason.DRIFT and "client_name" in other.message
+    assert other.reason is Reason.DOCUMENT_DIFFERS and "client_name" in other.message
     reordered = {**document, "grant_types": ["client_credentials"]}
     assert plan(desired, record, observed(Published(url, reordered)), NOW).actions == ()
     # A plan made without looking claims nothing.

@@ -14,7 +14,7 @@ from clientreg_pulumi import KeyPairArgs, OAuthClientError, OAuthClientProvider
 from clientreg_pulumi.provider import STATUS_FAILED, _credentials_of
 from clientreg_pulumi.resource import COMPUTED_OUTPUTS, SECRET_OUTPUTS
 
-from clientreg import engine
+from clientreg import registration
 from clientreg.devserver import DevServer, DevServerSettings
 from clientreg.errors import TransportError
 from clientreg.http import HttpClient
@@ -110,13 +110,13 @@ def test_a_key_generated_in_a_run_that_fails_later_is_kept(
     created = provider.create(news)
     outs = created.outs
     assert outs is not None
-    real_update = engine._update
+    real_update = registration._update
 
     def put_then_lose_connection(*a: Any, **kw: Any) -> RegistrationRecord:
         real_update(*a, **kw)  # the AS holds the new public key now
         raise TransportError("connection reset while reading the AS's answer")
 
-    monkeypatch.setattr(engine, "_update", put_then_lose_connection)
+    monkeypatch.setattr(registration, "_update", put_then_lose_connection)
     kept = provider.update(created.id, outs, {**news, "rotation_trigger": "1"}).outs
     monkeypatch.undo()
     assert kept is not None

@@ -21,7 +21,7 @@ from clientreg_pulumi.provider import STATUS_FAILED, STATUS_IN_SYNC
 from pulumi.dynamic.dynamic import serialize_provider
 from pydantic import SecretStr
 
-from clientreg import engine, rfc7591, rfc7592
+from clientreg import execute, rfc7591, rfc7592
 from clientreg.devserver import DevServer, DevServerSettings
 from clientreg.errors import TransportError
 from clientreg.http import HttpClient
@@ -202,13 +202,13 @@ def test_credentials_are_kept_when_a_later_step_fails(
     created = provider.create(news)
     outs = created.outs
     assert outs is not None
-    real_update = engine._update
+    real_update = execute._update
 
     def put_then_lose_connection(*a: Any, **kw: Any) -> RegistrationRecord:
         real_update(*a, **kw)  # the AS answered with a new RAT, already saved
         raise TransportError("connection reset while reading the AS's answer")
 
-    monkeypatch.setattr(engine, "_update", put_then_lose_connection)
+    monkeypatch.setattr(execute, "_update", put_then_lose_connection)
     kept = provider.update(created.id, outs, {**news, "client_name": "Renamed"}).outs
     assert kept is not None
     assert kept["status"] == STATUS_FAILED and "connection reset" in kept["status_message"]

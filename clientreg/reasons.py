@@ -1,0 +1,175 @@
+"""Every reason clientreg emits, in one place: one name, one meaning each.
+
+A reason is the CamelCase word a condition (``Ready``/``Synced``), an Event, a Pulumi ``status`` output or
+a CLI ``REASON`` column carries. Users match on these strings (alerts, Flux health checks, scripts), so a
+name keeps its meaning once published: a new meaning gets a new name.
+
+Two kinds: a **cause** says why a resource is in its state or why an action is planned (conditions, plans);
+an **outcome** says what a run did (Events). Several are both: a policy's reason names the cause of an
+action, and the Event telling that action was carried out carries the same reason.
+
+``python -m clientreg.reasons`` prints the table (Markdown) that docs/ shows.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Reason(enum.StrEnum):
+    """Reasons the core's policies and apply emit (see :mod:`clientreg.policies`)."""
+
+    NOT_REGISTERED = "NotRegistered"
+    CLIENT_GONE = "ClientGoneAtServer"
+    CREDENTIALS_REJECTED = "CredentialsRejected"
+    #: The spec changed and the client is updated in place (RFC 7592 PUT, or a new CIMD document).
+    SPEC_CHANGED = "SpecChanged"
+    #: The spec changed and the AS offers no RFC 7592 update: a replacement client is registered.
+    SPEC_CHANGED_REPLACED = "SpecChangedReplacement"
+    #: Someone changed the client at the AS: the declared values are restored.
+    DRIFT = "DriftAtServer"
+    #: A document the AS reads from the web is served, but not as rendered.
+    DOCUMENT_DIFFERS = "PublishedDocumentDiffers"
+    REFUSED = "ServerRefusedValue"
+    NEARING_EXPIRY = "SecretNearingExpiry"
+    PERIOD_ELAPSED = "RotationPeriodElapsed"
+    ROTATION_REQUESTED = "RotationRequested"
+    GRACE_OVER = "GracePeriodOver"
+    DELETED = "Deleted"
+    ORPHANED = "Orphaned"
+    IN_SYNC = "InSync"
+    #: A document the AS reads from the web (CIMD, JWKS at jwks_uri) is not served yet.
+    DOCUMENT_NOT_PUBLISHED = "DocumentNotPublished"
+    #: Event: a private_key_jwt key was replaced; the old one stays in the JWKS for the grace period.
+    KEY_ROTATED = "KeyRotated"
+    #: A retiring client's DELETE was refused with 401 (see :mod:`clientreg.retiring`).
+    RETIRING_DELETE_REFUSED = "RetiringClientDeleteRefused"
+
+
+class Kind(enum.StrEnum):
+    CAUSE = "cause"
+    OUTCOME = "outcome"
+    BOTH = "cause, outcome"
+
+
+@dataclass(frozen=True)
+class ReasonInfo:
+    name: str
+    kind: Kind
+    #: Who emits it: core (every front end), operator, pulumi.
+    source: str
+    description: str
+
+
+def _r(name: str, kind: Kind, source: str, description: str) -> ReasonInfo:
+    return ReasonInfo(str(name), kind, source, description)
+
+
+C, E, B = Kind.CAUSE, Kind.OUTCOME, Kind.BOTH
+
+#: The registry, in the order the docs show it: the policies' reasons first (precedence order), then
+#: apply's outcomes, then errors, then what only one front end says.
+REASONS: tuple[ReasonInfo, ...] = (
+    # --- policies (clientreg/policies.py) and the events of the actions they cause
+    _r(Reason.DELETED, B, "core", "The resource is being deleted and deletionPolicy is Delete: the client (and any "
+       "retiring ones) are deleted at the AS."),
+    _r(Reason.ORPHANED, B, "core", "The resource is being deleted and deletionPolicy is Orphan: the client is kept "
+       "at the AS and forgotten."),
+    _r(Reason.NOT_REGISTERED, B, "core", "Nothing is registered yet: a new client is registered."),
+    _r(Reason.CLIENT_GONE, B, "core", "The AS says the client no longer exists (RFC 7592 §2.1, 404/410): a new "
+       "client is registered."),
+    _r(Reason.CREDENTIALS_REJECTED, B, "core", "The AS rejects the registration access token (RFC 7592 §2, 401): a "
+       "new client is registered; the old one is deleted best effort."),
+    _r(Reason.ROTATION_REQUESTED, B, "core", "A rotation was requested (annotation, Pulumi trigger, CLI): a "
+       "replacement client (or key) is registered."),
+    _r(Reason.NEARING_EXPIRY, B, "core", "The client secret nears its expiry (rotation.rotateBefore, else two thirds "
+       "of its lifetime): a replacement client is registered."),
+    _r(Reason.PERIOD_ELAPSED, B, "core", "rotation.period has elapsed since the last rotation: a replacement client "
+       "(or key) is registered."),
+    _r(Reason.SPEC_CHANGED_REPLACED, B, "core", "The spec changed and the AS offers no RFC 7592 update: a "
+       "replacement client is registered with the new metadata; the old one retires after the grace period."),
+    _r(Reason.SPEC_CHANGED, B, "core", "The spec changed: the client is updated in place (RFC 7592 PUT, or a new "
+       "CIMD document)."),
+    _r(Reason.DRIFT, B, "core", "Someone changed the client at the AS: the declared values are restored "
+       "(RFC 7592 PUT). Pulumi's refresh reports it as status."),
+    _r(Reason.DOCUMENT_NOT_PUBLISHED, C, "core", "A document the AS reads from the web (CIMD, JWKS at jwks_uri) "
+       "is not served yet: not Ready until it is."),
+    _r(Reason.DOCUMENT_DIFFERS, C, "core", "A document the AS reads from the web is served but differs from the "
+       "rendered one: publish the rendered one."),
+    _r(Reason.REFUSED, B, "core", "The AS did not keep some declared values (it rewrote or dropped them): the "
+       "client works (Ready) but is not Synced."),
+    _r(Reason.GRACE_OVER, B, "core", "The grace period of an old client or key is over: it is deleted at the AS or "
+       "removed from the JWKS."),
+    _r(Reason.RETIRING_DELETE_REFUSED, B, "core", "The AS refused to delete an old client (401): it may still "
+       "exist with someone else's changes; it is kept, reported and retried."),
+    _r(Reason.KEY_ROTATED, E, "core", "A private_key_jwt key was replaced; the old one stays in the JWKS for the "
+       "grace period."),
+    _r("Rotated", E, "core", "Stored in records written before a retiring client kept its reason: it retired "
+       "because of a rotation."),
+    _r(Reason.IN_SYNC, C, "core", "The client is registered and the AS holds the declared metadata."),
+    # --- errors (clientreg/errors.py and subclasses): causes of Ready/Synced=False and Warning events
+    _r("Error", B, "core", "An unexpected failure (a bug): see the message and the logs."),
+    _r("InvalidSpec", B, "core", "A document or argument is invalid: the message names the field and the rule."),
+    _r("PolicyViolation", B, "core", "The spec is valid but a policy forbids it (allowedRedirectHosts, address "
+       "policy)."),
+    _r("NotPermitted", B, "core", "A redirect URI the server's policy does not allow, or the AS answered 403 to an "
+       "RFC 7592 operation."),
+    _r("NamespaceNotAllowed", B, "core", "The ClusterAuthorizationServer's allowedNamespaces does not admit the "
+       "client's namespace: nothing is sent to the AS."),
+    _r("FetchRefused", B, "core", "A URL, or an address it resolves to, is one this process must not fetch from "
+       "(SSRF guard)."),
+    _r("Waiting", B, "core", "Something the resource needs is not there yet (initial access token Secret, "
+       "server): retried."),
+    _r("ServerError", B, "core", "The AS answered with an error or not as the RFCs promise."),
+    _r("DiscoveryFailed", B, "core", "The AS metadata (RFC 8414) could not be found, parsed or trusted."),
+    _r("RegistrationRejected", B, "core", "The AS refused the registration (RFC 7591 §3.2.2 error response)."),
+    _r("Unsupported", B, "core", "The AS does not implement the operation needed (RFC 7592 read/update/delete, "
+       "CIMD)."),
+    _r("ServerUnreachable", B, "core", "The AS could not be reached (connect, TLS, timeout): retried."),
+    _r("RateLimited", B, "core", "The AS answered 429 after all retries: retried after its Retry-After."),
+    _r("StateError", B, "core", "The local state or the operator's record is unreadable or changed underneath."),
+    # --- the operator's own
+    _r("SecretExpired", C, "operator", "The client secret in the Secret has expired and no replacement exists yet."),
+    _r("SecretConflict", B, "operator", "The credentials Secret's name is taken by a Secret clientreg does not "
+       "manage."),
+    _r("SecretRestored", E, "operator", "The credentials Secret was changed or deleted by someone else and was "
+       "written again."),
+    _r("RecordMoved", E, "operator", "A record Secret was migrated from the tenant's namespace to the records "
+       "namespace."),
+    _r("RecordRestored", E, "operator", "A record Secret was missing or changed and was written again."),
+    _r("DocumentHostTaken", B, "operator", "The document host is bound to another namespace (first claimant wins)."),
+    _r("DocumentPathTaken", B, "operator", "Another client already serves a document at that path."),
+    _r("DocumentRefused", B, "operator", "The rendered document cannot be served (it failed validation)."),
+    # --- the Pulumi provider's own status values
+    _r("Failed", C, "pulumi", "The last operation failed: status_message says why; the next up retries."),
+    _r("KubernetesSecretDrift", C, "pulumi", "Refresh found the kubernetes_secret changed or deleted in the "
+       "cluster: the next up writes it again."),
+)
+
+BY_NAME: dict[str, ReasonInfo] = {info.name: info for info in REASONS}
+
+
+def describe(name: str) -> str:
+    """The one-line meaning of ``name`` (KeyError for a reason the registry does not know)."""
+    return BY_NAME[name].description
+
+
+def markdown_table() -> str:
+    """The registry as a Markdown table, for docs/."""
+    lines = ["| Reason | Kind | Emitted by | Meaning |", "| --- | --- | --- | --- |"]
+    for info in REASONS:
+        meaning = info.description.replace("|", "\\|")
+        lines.append(f"| `{info.name}` | {info.kind} | {info.source} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    print(markdown_table(), end="")
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["BY_NAME", "REASONS", "Kind", "Reason", "ReasonInfo", "describe", "markdown_table"]
