@@ -165,3 +165,13 @@ def test_the_oversized_allow_list_only_shrinks() -> None:
     counts = _line_counts()
     stale = {path: counts.get(path) for path in sorted(KNOWN_OVERSIZED) if counts.get(path, 0) <= MAX_LINES}
     assert not stale, f"remove from KNOWN_OVERSIZED (gone, or now within {MAX_LINES} lines): {stale}"
+
+
+def test_test_modules_have_unique_names_across_suites() -> None:
+    """Test modules are not packages (rootdir import mode): two files of one name in tests/unit and tests/e2e
+    make `pytest tests` stop at collection, which a run of one folder never shows."""
+    tests = Path(__file__).resolve().parents[1]
+    seen: dict[str, list[str]] = {}
+    for path in tests.glob("*/test_*.py"):
+        seen.setdefault(path.name, []).append(path.parent.name)
+    assert not {name: where for name, where in seen.items() if len(where) > 1}
