@@ -71,6 +71,8 @@ class Result:
     secret_expires_at: int | None = None
     exit_code: int = 0
     actions: list[str] | None = None
+    #: plan: every policy that fired, in the chain's order, acted on or not (clientreg/policies.py).
+    fired: list[dict[str, Any]] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "namespace": self.namespace, "clientId": self.client_id,

@@ -76,14 +76,16 @@ def plan_cmd(paths: tuple[Path, ...], state_dir: Path | None, output: str, clust
         runner.close()
     if output == "json":
         out.print_json(json.dumps([{"name": r.name, "namespace": r.namespace, "reason": r.reason,
-                                    "message": r.message, "actions": r.actions or []} for r in results]))
+                                    "message": r.message, "actions": r.actions or [], "policies": r.fired or []}
+                                   for r in results]))
     else:
         table = Table(box=None, pad_edge=False)
-        for col in ("NAMESPACE", "NAME", "REASON", "ACTIONS"):
+        for col in ("NAMESPACE", "NAME", "REASON", "ACTIONS", "WHY (every policy that fired)"):
             table.add_column(col, overflow="fold")
         for r in results:
+            why = "\n".join(f"{f['policy']}" + ("" if f["acted"] else " (not acted on)") for f in r.fired or [])
             table.add_row(r.namespace, r.name, r.reason, "\n".join(r.actions or []) or "none" if r.exit_code == 0
-                          else r.message)
+                          else r.message, why or "-")
         out.print(table)
     if any(r.exit_code for r in results):
         sys.exit(max(r.exit_code for r in results))

@@ -157,7 +157,9 @@ class Runner:
         the_plan: Plan = plan(desired, entry.record, observation, datetime.now(UTC))
         return Result(ns, name, not the_plan.writes, str(the_plan.reason), the_plan.message,
                       entry.record.client_id if entry.record else None,
-                      actions=[f"{a.kind}: {a.reason}: {a.message}" for a in the_plan.actions])
+                      actions=[f"{a.kind}: {a.reason}: {a.message}" for a in the_plan.actions],
+                      fired=[{"policy": f.policy, "reason": str(f.reason), "message": f.message, "acted": f.acted}
+                             for f in the_plan.fired])
 
     def _saver(self, entry: Entry, desired: Desired | None = None) -> Callable[[RegistrationRecord | None], None]:
         def save(record: RegistrationRecord | None) -> None:

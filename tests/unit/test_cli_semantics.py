@@ -274,3 +274,21 @@ def test_an_apply_with_a_zero_grace_period_converges_and_get_says_so(tmp_path: P
     assert at_server(server) == [new_id]
     shown = json.loads(cli("get", "team/worker", "--state-dir", str(state), "-o", "json").stdout)[0]
     assert "deleting" not in shown["message"] and shown["clientId"] == new_id
+
+
+# --- plan shows every policy that fired, not only the first --------------------------------------------------
+
+def test_plan_lists_every_policy_that_fired_and_which_acted(tmp_path: Path, server: DevServer) -> None:
+    folder, state = documents(tmp_path / "docs", server.issuer), tmp_path / "state"
+    applied(folder, state)
+    assert cli("rotate", "team/worker", "--state-dir", str(state)).exit_code == 0
+    documents(folder, server.issuer, extra="  clientName: renamed\n")  # and the spec changed too
+    result = cli("plan", "-f", str(folder), "--state-dir", str(state), "-o", "json")
+    assert result.exit_code == 0, (result.output, result.exception)
+    [planned] = json.loads(result.output)
+    fired = {p["policy"]: p["acted"] for p in planned["policies"]}
+    # The requested rotation registers a replacement carrying the new spec; the spec change is still shown.
+    assert fired.get("RotationRequested") is True, planned["policies"]
+    assert fired.get("SpecChanged") is False, planned["policies"]
+    table = cli("plan", "-f", str(folder), "--state-dir", str(state)).output
+    assert "RotationRequested" in table and "SpecChanged (not acted on)" in table
