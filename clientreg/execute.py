@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from . import publish, retiring, rfc7592
-from .actions import ActionKind, Plan
+from .actions import Action, ActionKind, Plan
 from .desired import Desired
 from .drift import describe_refusals
 from .errors import ClientGone, CredentialsRejected, NotPermitted, OperationUnsupported, ProtocolError, TransportError
@@ -28,9 +28,35 @@ log = logging.getLogger("clientreg.engine")
 
 @dataclass
 class Event:
+    """What a run did. ``reason`` names the outcome (``Registered``, ``Rotated``...), ``cause`` the reason of the
+    action (the condition's and the metrics' reason), which the message tells too."""
+
     reason: str
     message: str
     warning: bool = False
+    cause: str = ""
+
+
+#: The Event reason for carrying out an action of a kind for a cause: events name outcomes, conditions causes.
+_OUTCOMES: dict[tuple[ActionKind, str], str] = {
+    (ActionKind.REGISTER, Reason.SPEC_CHANGED): Reason.UPDATED,  # CIMD: a new document is the update
+    (ActionKind.REGISTER_REPLACEMENT, Reason.SPEC_CHANGED_REPLACED): Reason.REPLACED,
+    (ActionKind.UPDATE, Reason.DRIFT): Reason.DRIFT_CORRECTED,
+}
+_OUTCOME_OF_KIND: dict[ActionKind, str] = {
+    ActionKind.REGISTER: Reason.REGISTERED,
+    ActionKind.REGISTER_REPLACEMENT: Reason.ROTATED,
+    ActionKind.UPDATE: Reason.UPDATED,
+    ActionKind.ROTATE_KEY: Reason.KEY_ROTATED,
+    ActionKind.RETIRE_KEY: Reason.OLD_KEY_REMOVED,
+    ActionKind.DELETE: Reason.DELETED,
+    ActionKind.FORGET: Reason.ORPHANED,
+}
+
+
+def _told(action: Action, message: str, *, warning: bool = False) -> Event:
+    outcome = _OUTCOMES.get((action.kind, action.reason)) or _OUTCOME_OF_KIND[action.kind]
+    return Event(outcome, message, warning=warning, cause=action.reason)
 
 
 @dataclass
@@ -62,7 +88,7 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
         if action.kind in (ActionKind.REGISTER, ActionKind.REGISTER_REPLACEMENT):
             record = _register(action, desired, record, server, save, now)
             credentials_changed = True
-            events.append(Event(action.reason, f"{action.message}: client {record.client_id}"))
+            events.append(_told(action, f"{action.message}: client {record.client_id}"))
         elif action.kind is ActionKind.UPDATE:
             assert record is not None
             if _ensure_current_key(record, desired, now):
@@ -70,11 +96,11 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
                 save(record)
                 credentials_changed = True
             record = _update(desired.with_keys(record), record, observed, server, save)
-            events.append(Event(action.reason, action.message))
+            events.append(_told(action, action.message))
             if record.refused:
                 events.append(Event(Reason.REFUSED, "the AS did not keep declared values: "
                                     + describe_refusals(desired.with_keys(record).metadata, record.refused),
-                                    warning=True))
+                                    warning=True, cause=Reason.REFUSED))
         elif action.kind is ActionKind.ROTATE_KEY:
             assert record is not None
             new, old = _rotate_keys(record, desired, now)
@@ -84,12 +110,12 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
             credentials_changed = True
             kept = f"; old key {', '.join(old)} stays in the JWKS until {(now + desired.grace()).isoformat()}" \
                 if old else ""
-            events.append(Event(Reason.KEY_ROTATED, f"{action.message}: new key {new}{kept}"))
+            events.append(_told(action, f"{action.message}: new key {new}{kept}"))
         elif action.kind is ActionKind.RETIRE_KEY:
             assert record is not None
             record.keys = [k for k in record.keys if k.kid != action.target]
             _publish_keys(desired, record, observed, server, save)
-            events.append(Event(action.reason, f"removed old key {action.target} from the JWKS"))
+            events.append(_told(action, f"removed old key {action.target} from the JWKS"))
         elif action.kind is ActionKind.DELETE_RETIRING:
             assert record is not None
             event = _delete_retiring(record, action.target or "", server, save, now)
@@ -97,13 +123,13 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
         elif action.kind is ActionKind.DELETE:
             assert record is not None
             _delete_all(record, server, save, now)
-            events.append(Event(action.reason, action.message))
+            events.append(_told(action, action.message))
             return Outcome(None, action.reason, f"client {record.client_id} deleted at the AS", ready=False,
                            synced=True, events=events)
         elif action.kind is ActionKind.FORGET:
             assert record is not None
             save(None)
-            events.append(Event(action.reason, action.message))
+            events.append(_told(action, action.message))
             return Outcome(None, action.reason, action.message, ready=False, synced=True, events=events)
         elif action.kind in (ActionKind.REPORT, ActionKind.AWAIT_PUBLICATION):
             synced = False
@@ -165,37 +191,42 @@ def _delete_retiring(record: RegistrationRecord, client_id: str, server: ServerC
                      save: Save, now: datetime, *, strict: bool = False) -> Event:
     old = next((r for r in record.retiring if r.client_id == client_id), None)
     if old is None:
-        return Event(Reason.GRACE_OVER, f"old client {client_id} already gone")
-    event = Event(Reason.GRACE_OVER, f"deleted old client {client_id}")
+        return Event(Reason.OLD_CLIENT_DELETED, f"old client {client_id} already gone", cause=Reason.GRACE_OVER)
+    event = Event(Reason.OLD_CLIENT_DELETED, f"deleted old client {client_id}", cause=Reason.GRACE_OVER)
     if old.registration_client_uri and old.registration_access_token:
         interrupted = retiring.mark_sending(record, old, save)
         try:
             rfc7592.delete(server.http, old.registration_client_uri, old.registration_access_token, retry=False)
         except ClientGone:
-            event = Event(Reason.GRACE_OVER, f"old client {client_id} was already gone")
+            event = Event(Reason.OLD_CLIENT_DELETED, f"old client {client_id} was already gone",
+                          cause=Reason.GRACE_OVER)
         except CredentialsRejected:
             if interrupted:  # our own earlier DELETE, whose answer was lost, took the token with the client
-                event = Event(Reason.GRACE_OVER, retiring.INTERRUPTED.format(client_id=client_id))
+                event = Event(Reason.OLD_CLIENT_DELETED, retiring.INTERRUPTED.format(client_id=client_id),
+                              cause=Reason.GRACE_OVER)
             else:
                 # 401: gone, or someone else holds its token now. Never "gone": kept, reported, retried.
                 retiring.note_refusal(old, now)
                 save(record)
                 if strict:
                     raise retiring.RetiringDeleteRefused(retiring.refusal_message(old, deleting=True)) from None
-                return Event(retiring.DELETE_REFUSED, retiring.refusal_message(old), warning=True)
+                return Event(retiring.DELETE_REFUSED, retiring.refusal_message(old), warning=True,
+                             cause=retiring.DELETE_REFUSED)
         except (OperationUnsupported, NotPermitted) as exc:
-            event = Event(Reason.GRACE_OVER, f"could not delete old client {client_id} ({exc.reason}); "
-                          "remove it at the AS by hand", warning=True)
+            event = Event(Reason.OLD_CLIENT_NOT_DELETED,
+                          f"could not delete old client {client_id} ({exc.reason}); remove it at the AS by hand",
+                          warning=True, cause=Reason.GRACE_OVER)
         except (TransportError, ProtocolError) as exc:
             if strict:
                 raise
             # Cleanup of an old client must not fail the reconcile of the current one: keep it
             # retiring and try again next time.
-            return Event(Reason.GRACE_OVER, f"could not delete old client {client_id} yet ({exc.reason}); "
-                         "will retry", warning=True)
+            return Event(Reason.OLD_CLIENT_NOT_DELETED,
+                         f"could not delete old client {client_id} yet ({exc.reason}); will retry", warning=True,
+                         cause=Reason.GRACE_OVER)
     else:
-        event = Event(Reason.GRACE_OVER, f"old client {client_id} has no RFC 7592 access; remove it at "
-                      "the AS by hand", warning=True)
+        event = Event(Reason.OLD_CLIENT_NOT_DELETED, f"old client {client_id} has no RFC 7592 access; remove it at "
+                      "the AS by hand", warning=True, cause=Reason.GRACE_OVER)
     record.retiring = [r for r in record.retiring if r.client_id != client_id]
     save(record)
     return event

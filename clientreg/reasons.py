@@ -4,9 +4,9 @@ A reason is the CamelCase word a condition (``Ready``/``Synced``), an Event, a P
 a CLI ``REASON`` column carries. Users match on these strings (alerts, Flux health checks, scripts), so a
 name keeps its meaning once published: a new meaning gets a new name.
 
-Two kinds: a **cause** says why a resource is in its state or why an action is planned (conditions, plans);
-an **outcome** says what a run did (Events). Several are both: a policy's reason names the cause of an
-action, and the Event telling that action was carried out carries the same reason.
+Two kinds: a **cause** says why a resource is in its state or why an action is planned (conditions, plans,
+metrics labels); an **outcome** says what a run did (Events: ``Registered``, ``Rotated``, ``Updated``...), its
+message naming the cause. A few are both (``Deleted``, ``Orphaned``; errors name the cause of a Warning).
 
 ``python -m clientreg.reasons`` prints the table (Markdown) that docs/ shows.
 """
@@ -45,6 +45,15 @@ class Reason(enum.StrEnum):
     KEY_ROTATED = "KeyRotated"
     #: A retiring client's DELETE was refused with 401 (see :mod:`clientreg.retiring`).
     RETIRING_DELETE_REFUSED = "RetiringClientDeleteRefused"
+    # Outcomes: the reasons of the Events telling what a run did (the cause is in the message and the conditions).
+    REGISTERED = "Registered"
+    ROTATED = "Rotated"
+    REPLACED = "Replaced"
+    UPDATED = "Updated"
+    DRIFT_CORRECTED = "DriftCorrected"
+    OLD_CLIENT_DELETED = "OldClientDeleted"
+    OLD_CLIENT_NOT_DELETED = "OldClientNotDeleted"
+    OLD_KEY_REMOVED = "OldKeyRemoved"
 
 
 class Kind(enum.StrEnum):
@@ -105,8 +114,23 @@ REASONS: tuple[ReasonInfo, ...] = (
        "exist with someone else's changes; it is kept, reported and retried."),
     _r(Reason.KEY_ROTATED, E, "core", "A private_key_jwt key was replaced; the old one stays in the JWKS for the "
        "grace period."),
-    _r("Rotated", E, "core", "Stored in records written before a retiring client kept its reason: it retired "
-       "because of a rotation."),
+    # --- outcomes: Event reasons saying what a run did; the message names the cause
+    _r(Reason.REGISTERED, E, "core", "A new client was registered (nothing was registered, or the AS lost or "
+       "disowned the old one)."),
+    _r(Reason.ROTATED, E, "core", "A replacement client was registered (rotation requested, period elapsed, secret "
+       "nearing expiry); the old one retires after the grace period. Also stored in records written before a "
+       "retiring client kept its cause."),
+    _r(Reason.REPLACED, E, "core", "The spec changed and the AS offers no RFC 7592 update: a replacement client was "
+       "registered with the new metadata."),
+    _r(Reason.UPDATED, E, "core", "The client was updated to its spec (RFC 7592 PUT, or a new CIMD document)."),
+    _r(Reason.DRIFT_CORRECTED, E, "core", "The client had been changed at the AS: the declared values were "
+       "restored (RFC 7592 PUT)."),
+    _r(Reason.OLD_CLIENT_DELETED, E, "core", "A retiring client's grace period was over: it was deleted at the AS "
+       "(or was already gone)."),
+    _r(Reason.OLD_CLIENT_NOT_DELETED, E, "core", "A retiring client's grace period was over but it could not be "
+       "deleted (Warning: retried, or remove it at the AS by hand as the message says)."),
+    _r(Reason.OLD_KEY_REMOVED, E, "core", "A retired private_key_jwt key's grace period was over: it was removed "
+       "from the JWKS."),
     _r(Reason.IN_SYNC, C, "core", "The client is registered and the AS holds the declared metadata."),
     # --- errors (clientreg/errors.py and subclasses): causes of Ready/Synced=False and Warning events
     _r("Error", B, "core", "An unexpected failure (a bug): see the message and the logs."),

@@ -367,7 +367,7 @@ class Reconciler:
         told = set()
         for event in outcome.events if outcome else []:
             self.cluster.post_event(body, warning=event.warning, reason=str(event.reason), message=event.message)
-            told.add(str(event.reason))
+            told.update((str(event.reason), str(event.cause)))  # the outcome, and the cause its message tells
         old_ready = st.ready_reason(old)
         # After an action the engine's own event already tells the story; a condition change needs its own
         # event when nothing else was said (recovery, waiting) or when something is wrong.

@@ -245,7 +245,7 @@ def test_create_publishes_credentials_record_status_and_an_event() -> None:
     status = w.cluster.client()["status"]
     assert status["clientId"] == creds["client_id"] and status["observedGeneration"] == 1
     assert status["secretName"] == "billing-oauth" and status["server"] == "AuthorizationServer/as"
-    assert [e["reason"] for e in w.cluster.events] == ["NotRegistered"]
+    assert [e["reason"] for e in w.cluster.events] == ["Registered"]
     assert result.requeue_after == 600 and result.client_id == creds["client_id"]
 
 
@@ -307,7 +307,7 @@ def test_spec_change_updates_the_client_at_the_as() -> None:
     assert w.fake.clients[client_id]["scope"] == "api:read api:write"
     assert w.credentials()["client_id"] == client_id
     assert w.cluster.client()["status"]["observedGeneration"] == 2
-    assert "SpecChanged" in [e["reason"] for e in w.cluster.events]
+    assert "Updated" in [e["reason"] for e in w.cluster.events]
 
 
 def test_client_deleted_at_the_as_is_registered_again_and_the_secret_follows() -> None:
@@ -355,7 +355,7 @@ def test_expiring_secret_is_rotated_ahead_of_expiry() -> None:
     w.fake.now = w.clock.now.timestamp()
     w.reconcile()
     assert w.credentials()["client_id"] != old
-    assert "SecretNearingExpiry" in [e["reason"] for e in w.cluster.events]
+    assert "Rotated" in [e["reason"] for e in w.cluster.events]
 
 
 def test_deletion_deletes_the_client_and_releases_the_record() -> None:

@@ -292,7 +292,7 @@ def test_a_404_on_deleting_a_retiring_client_still_means_gone() -> None:
     assert w.record().retiring == []
     assert "retiring" not in w.cluster.client()["status"]
     assert w.condition("Synced")["status"] == "True"
-    assert any(e["reason"] == "GracePeriodOver" and old in e["message"] for e in w.cluster.events)
+    assert any(e["reason"] == "OldClientDeleted" and old in e["message"] for e in w.cluster.events)
 
 
 def test_a_refused_retiring_client_is_deleted_once_the_as_lets_go() -> None:
