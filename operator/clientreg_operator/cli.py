@@ -1,4 +1,4 @@
-"""``clientreg-operator``: run the operator, ask it to rotate a client, print the CRDs."""
+"""``clientreg-operator``: run the operator, rotate clients and show their state, print the CRDs."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import os
 import re
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from clientreg.ssrf import AddressPolicy
 
+from . import kubectl_plugin
 from .config import OperatorConfig, ServerAddressPolicies, parse_interval
 from .documents import HostBinding
 
@@ -31,45 +31,6 @@ def _crds(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write("---\n".join(files.values()))
     return 0
-
-
-def _rotate(args: argparse.Namespace) -> int:
-    """Set the rotate annotation, the way ``cmctl renew`` marks a Certificate for reissuance."""
-    from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
-
-    from clientreg_kube.conventions import API_VERSION, MERGE_PATCH, OAUTHCLIENTS, ROTATE_ANNOTATION
-
-    namespace, _, name = args.target.rpartition("/")
-    if not name:
-        print("usage: clientreg-operator rotate [NAMESPACE/]NAME", file=sys.stderr)
-        return 2
-    if not namespace:
-        namespace = args.namespace or _current_namespace()
-    config.load_config(config_file=args.kubeconfig) if args.kubeconfig else config.load_config()
-    request = args.request or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    api = client.CustomObjectsApi()
-    group, version = API_VERSION.split("/")
-    try:
-        api.patch_namespaced_custom_object(group, version, namespace, OAUTHCLIENTS, name,
-                                           {"metadata": {"annotations": {ROTATE_ANNOTATION: request}}},
-                                           _content_type=MERGE_PATCH)
-    except ApiException as exc:
-        print(f"cannot annotate OAuthClient {namespace}/{name}: HTTP {exc.status} {exc.reason}", file=sys.stderr)
-        return 1
-    print(f"rotation of OAuthClient {namespace}/{name} requested ({ROTATE_ANNOTATION}={request}); "
-          f"watch it with: kubectl get oauthclient -n {namespace} {name} -w")
-    return 0
-
-
-def _current_namespace() -> str:
-    from kubernetes import config
-
-    try:
-        _, context = config.list_kube_config_contexts()
-        return str(context.get("context", {}).get("namespace") or "default")
-    except Exception:  # in a Pod, or no kubeconfig: the default namespace, like kubectl
-        return "default"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -180,12 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how often each replica lists the record Secrets to refresh what it serves (default 5s)")
     run.set_defaults(handler=_run)
 
-    rotate = sub.add_parser("rotate", help="ask the operator to rotate a client's credentials now")
-    rotate.add_argument("target", metavar="[NAMESPACE/]NAME")
-    rotate.add_argument("--namespace", "-n", default=None)
-    rotate.add_argument("--request", default=None, help="annotation value (default: the current time)")
-    rotate.add_argument("--kubeconfig", default=None)
-    rotate.set_defaults(handler=_rotate)
+    kubectl_plugin.add_commands(sub)  # rotate, status: the same as `kubectl clientreg ...`
 
     crds = sub.add_parser("crds", help="print the CustomResourceDefinitions (YAML)")
     crds.add_argument("--output-dir", default=None, help="write one file per CRD here instead")
@@ -195,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in kubectl_plugin.COMMANDS:
+        return kubectl_plugin.run_command(args)
     return int(args.handler(args))
 
 

@@ -364,7 +364,7 @@ class Reconciler:
         new = st.with_conditions(facts, conditions, generation)
 
         # Events: what the engine did, then any change of the Ready condition not already told.
-        told = set()
+        told: set[str] = set()
         for event in outcome.events if outcome else []:
             self.cluster.post_event(body, warning=event.warning, reason=str(event.reason), message=event.message)
             told.update((str(event.reason), str(event.cause)))  # the outcome, and the cause its message tells

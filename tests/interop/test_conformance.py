@@ -131,7 +131,7 @@ def test_rotation_new_client_then_old_deleted(session: Session) -> None:
     assert session.record is not None and session.record.client_id != old.client_id
     assert session.token_works()
     # gracePeriod 0s: the same run deletes the old client once the replacement exists (issue 12).
-    assert Reason.GRACE_OVER in [e.reason for e in outcome.events]
+    assert Reason.OLD_CLIENT_DELETED in [e.reason for e in outcome.events]
     assert session.record.retiring == []
     with pytest.raises((ClientGone, CredentialsRejected)):
         session.read(old)

@@ -27,7 +27,7 @@ def test_zero_grace_rotation_deletes_the_old_client_in_the_same_run() -> None:
     # Create before destroy, to the end: the replacement exists and the old client is gone, in ONE apply.
     assert set(fake.clients) == {h.stored.client_id}
     assert h.stored.retiring == [] and outcome.record is not None and outcome.record.retiring == []
-    assert any(e.reason == Reason.GRACE_OVER and old in e.message for e in outcome.events)
+    assert any(e.reason == Reason.OLD_CLIENT_DELETED and old in e.message for e in outcome.events)
     # Nothing is left for a second run.
     fake.calls.clear()
     again, _ = h.run(make_client(rotation={"gracePeriod": "0s"}), rotation_request="r1")
