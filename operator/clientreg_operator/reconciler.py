@@ -360,7 +360,8 @@ class Reconciler:
         if client is not None:
             ref = client.spec.server_ref
             facts["server"] = f"{ref.kind}/{ref.name}"
-            facts["secretName"] = client.secret_name
+            if record is not None and secret_name and not isinstance(error, SecretConflict):  # a Secret was written
+                facts["secretName"] = secret_name
         new = st.with_conditions(facts, conditions, generation)
 
         # Events: what the engine did, then any change of the Ready condition not already told.
