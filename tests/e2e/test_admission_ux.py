@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -44,14 +44,14 @@ def _client(name: str = "web", **spec: Any) -> dict[str, Any]:
 
 def _create(custom: client.CustomObjectsApi, body: dict[str, Any], *, dry_run: bool = True) -> None:
     custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body,
-                                           **({"dry_run": "All"} if dry_run else {}))
+                                           dry_run="All" if dry_run else None)
 
 
 def _refused(custom: client.CustomObjectsApi, body: dict[str, Any]) -> str:
     with pytest.raises(ApiException) as caught:
         _create(custom, body)
     assert caught.value.status == 422, caught.value.body
-    message: str = json.loads(caught.value.body)["message"]
+    message: str = json.loads(str(caught.value.body))["message"]
     return message
 
 
@@ -87,9 +87,9 @@ def test_server_ref_can_be_fixed_until_a_client_is_registered(custom: client.Cus
         with pytest.raises(ApiException) as caught:
             _patch(custom, name, {"spec": {"serverRef": {"name": "elsewhere"}}})
         assert caught.value.status == 422
-        message = json.loads(caught.value.body)["message"]
+        message = json.loads(str(caught.value.body))["message"]
         assert "spec.serverRef cannot change once a client is registered" in message
-        body = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+        body = cast(dict[str, Any], custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name))
         assert body["spec"]["serverRef"] == {"name": "platform-auth", "kind": "ClusterAuthorizationServer"}
         # Other edits of a registered client stay possible (the rule compares serverRef only).
         _patch(custom, name, {"spec": {"clientName": "Portal"}})
@@ -153,11 +153,12 @@ def test_expires_is_served_as_text(custom: client.CustomObjectsApi, admin: clien
                                      "nextRotation": "2098-09-01T00:00:00Z"})
         # What kubectl get receives: the server's Table, column types included (kubectl prints a `date`
         # column as an age, and a future one as <invalid>).
-        response = admin.call_api(
-            f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}/{name}", "GET",
-            header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
-            auth_settings=["BearerToken"], _preload_content=False)
-        table = json.loads(response[0].data)
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}/{name}"
+        response = admin.call_api("GET", admin.configuration.host + path,
+                                  header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
+        response.read()
+        assert response.status == 200 and response.data is not None, response.data
+        table = json.loads(response.data)
         columns = [c["name"] for c in table["columnDefinitions"]]
         types = {c["name"]: c["type"] for c in table["columnDefinitions"]}
         assert types["Expires"] == "string" and types["Next Rotation"] == "string"
