@@ -181,3 +181,17 @@ def test_secret_name_in_status_once_the_secret_is_written() -> None:
     w.reconcile()
     assert w.cluster.secret("billing-oauth") is not None
     assert w.cluster.client()["status"]["secretName"] == "billing-oauth"
+
+
+def test_an_unreadable_spec_keeps_the_registered_client_in_status() -> None:
+    # status.clientId is what keeps serverRef fixed at admission: a spec the models refuse (the CRD
+    # admitted it) must not wipe it while the client is still registered at the old server.
+    w = World()
+    w.add_client()
+    w.reconcile()
+    client_id = w.cluster.client()["status"]["clientId"]
+    w.cluster.edit_client(grantTypes=["authorization_code"])  # no redirectUris: refused by the models
+    w.reconcile()
+    status = w.cluster.client()["status"]
+    assert status["clientId"] == client_id and status["secretName"] == "billing-oauth"
+    assert w.condition()["reason"] == "InvalidSpec"
