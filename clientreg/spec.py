@@ -242,8 +242,15 @@ class SecretTemplate(_Model):
     extra_data: SecretData = Field(
         default_factory=dict, description="More keys; values may use {clientId}, {clientSecret}, {issuer}, "
         "{tokenEndpoint}.")
+    # A list, not null keys: client-side `kubectl apply` (and Argo CD) drops nulls, the Secret got the key.
+    omit_keys: list[Literal["issuer", "tokenEndpoint"]] = Field(
+        default_factory=list, description="Optional values to leave out of the Secret: issuer, tokenEndpoint. "
+        "Works with every apply mode (a null issuerKey survives server-side apply only).")
 
-
+    def optional_key(self, value: Literal["issuer", "tokenEndpoint"]) -> str | None:
+        """The Secret key for an optional value, or None when the template leaves it out."""
+        key = self.issuer_key if value == "issuer" else self.token_endpoint_key
+        return None if value in self.omit_keys else key
 
 
 class OAuthClientSpec(_Model):

@@ -16,6 +16,7 @@ import yaml
 
 from clientreg.names import BIDI_CONTROLS, LINE_SEPARATORS, QUALIFIED_NAME, SECRET_KEY, NameRule
 from clientreg.openapi import openapi_schema
+from clientreg.redirects import MAX_URI_LENGTH
 from clientreg.spec import (
     GROUP,
     SET_VALUED,
@@ -62,6 +63,32 @@ _SCOPE_PATTERN = r"^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$"
 # Bounds the API server needs to estimate the cost of CEL rules over lists.
 _MAX_LIST_ITEMS = 64
 
+# Redirect URIs at admission: the part of clientreg.redirects' rules a regex states, so that a GitOps sync
+# fails at once instead of the resource turning Degraded later. Each refuses only what
+# clientreg.redirects.parse_redirect_uri refuses too (a unit test holds them to it); the operator checks
+# the rest (hosts, ports, percent-encoding, the server's allowedRedirectHosts and allowedRedirectSchemes).
+# RFC 3986 §2 characters, without '#' (which gets its own message): no whitespace, backslash or non-ASCII.
+REDIRECT_URI_CHARS = r"^[-A-Za-z0-9._~:/?\[\]@!$&'()*+,;=%]*$"
+# https; http to a loopback host (RFC 8252 §7.3); a private-use scheme, a reverse domain name (§7.1).
+REDIRECT_URI_SCHEME = (r"(?i)^(https:|http://(localhost|127\.[0-9.]+|\[[0-9a-f:.]+\])([:/?]|$)"
+                       r"|[a-z][-a-z0-9+]*(\.[-a-z0-9+]+)+:)")
+REDIRECT_URI_RULES: list[dict[str, str]] = [
+    {"rule": "!self.contains('#')", "message": "a redirect URI must not include a fragment (RFC 6749 §3.1.2)"},
+    {"rule": f'self.matches(r"{REDIRECT_URI_CHARS}")',
+     "message": "a redirect URI holds only the characters RFC 3986 §2 allows: no whitespace, backslash or "
+                "non-ASCII (percent-encode them in a path or query, write a host as its A-label xn--…)"},
+    {"rule": f'self.matches(r"{REDIRECT_URI_SCHEME}")',
+     "message": "a redirect URI is https, http to a loopback host (127.0.0.1, [::1], localhost; RFC 8252 §7.3) "
+                "or a private-use scheme that is a reverse domain name such as com.example.app:/cb (§7.1)"},
+]
+# A transition rule at the root, where status is visible: the server may change until a client exists there.
+SERVER_REF_RULE = {
+    "rule": "self.spec.serverRef == oldSelf.spec.serverRef || !has(oldSelf.status) || "
+            "!has(oldSelf.status.clientId)",
+    "message": "spec.serverRef cannot change once a client is registered (status.clientId is set): the client "
+               "lives at that server; create a new OAuthClient to register elsewhere",
+}
+
 
 def _polish(node: Any) -> Any:
     """OpenAPI 3.0 as the API server reads it, from the JSON Schema pydantic writes."""
@@ -106,6 +133,9 @@ def _oauthclient_spec_schema() -> dict[str, Any]:
         field = props[_camel(wire)]
         field["x-kubernetes-list-type"] = "set"
         field["maxItems"] = _MAX_LIST_ITEMS
+    for name in ("redirectUris", "postLogoutRedirectUris"):
+        props[name]["items"]["maxLength"] = MAX_URI_LENGTH
+        props[name]["items"]["x-kubernetes-validations"] = copy.deepcopy(REDIRECT_URI_RULES)
     props["scope"]["pattern"] = _SCOPE_PATTERN
     rotation = props["rotation"]["properties"]
     for name in ("rotateBefore", "period", "gracePeriod"):
@@ -116,18 +146,17 @@ def _oauthclient_spec_schema() -> dict[str, Any]:
         template[name]["maxProperties"] = _MAX_LIST_ITEMS
         template[name]["x-kubernetes-validations"] = [_keys_rule(rule)]
     for name in ("issuerKey", "tokenEndpointKey"):
-        # null drops the key from the Secret; without nullable the API server would default it back.
+        # null drops the key from the Secret (server-side apply only: client-side apply drops the null, and
+        # omitKeys says it for every apply mode); without nullable the API server would default it back.
         template[name]["nullable"] = True
-        template[name]["description"] = f"Secret key for the {name[:-3]} (null: leave it out)."
+        template[name]["description"] = (f"Secret key for the {name[:-3]}. To leave it out, list {name[:-3]} in "
+                                         "omitKeys (null works with server-side apply only).")
+    template["omitKeys"]["x-kubernetes-list-type"] = "set"
+    template["omitKeys"]["maxItems"] = 2
     template["clientIdKey"]["description"] = "Secret key for the client ID."
     template["clientSecretKey"]["description"] = "Secret key for the client secret."
     template["labels"]["description"] = "Labels added to the Secret."
     template["annotations"]["description"] = "Annotations added to the Secret."
-    props["serverRef"]["x-kubernetes-validations"] = [{
-        "rule": "self == oldSelf",
-        "message": "serverRef is immutable: the client is registered at that server; create a new "
-                   "OAuthClient to register elsewhere",
-    }]
     props["serverRef"]["properties"]["name"]["description"] = "Name of the server resource."
     props["serverRef"]["properties"]["kind"]["description"] = (
         "AuthorizationServer (same namespace) or ClusterAuthorizationServer.")
@@ -182,7 +211,22 @@ def _cluster_server_spec_schema() -> dict[str, Any]:
 
 
 def _crd(kind: str, plural: str, *, scope: str, short_names: list[str], description: str,
-         spec: dict[str, Any], status: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, Any]:
+         spec: dict[str, Any], status: dict[str, Any], columns: list[dict[str, Any]],
+         rules: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": description,
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": status,
+        },
+    }
+    if rules:
+        root["x-kubernetes-validations"] = rules
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -201,18 +245,7 @@ def _crd(kind: str, plural: str, *, scope: str, short_names: list[str], descript
                 "storage": True,
                 "subresources": {"status": {}},
                 "additionalPrinterColumns": columns,
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "description": description,
-                    "required": ["spec"],
-                    "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "metadata": {"type": "object"},
-                        "spec": spec,
-                        "status": status,
-                    },
-                }},
+                "schema": {"openAPIV3Schema": root},
             }],
         },
     }
@@ -239,9 +272,10 @@ def crds(*, client_status: dict[str, Any], server_status: dict[str, Any]) -> lis
         *_ready_columns(),
         {"name": "Client ID", "type": "string", "jsonPath": ".status.clientId"},
         {"name": "Server", "type": "string", "jsonPath": ".spec.serverRef.name"},
-        {"name": "Expires", "type": "date", "jsonPath": ".status.secretExpiresAt"},
+        # string, not date: kubectl prints a future date column as <invalid> (it renders dates as an age).
+        {"name": "Expires", "type": "string", "jsonPath": ".status.secretExpiresAt"},
         {"name": "Secret", "type": "string", "priority": 1, "jsonPath": ".status.secretName"},
-        {"name": "Next Rotation", "type": "date", "priority": 1, "jsonPath": ".status.nextRotation"},
+        {"name": "Next Rotation", "type": "string", "priority": 1, "jsonPath": ".status.nextRotation"},
         message, age,
     ]
     server_columns = [
@@ -256,7 +290,7 @@ def crds(*, client_status: dict[str, Any], server_status: dict[str, Any]) -> lis
              description="An OAuth client registered through Dynamic Client Registration (RFC 7591) and kept "
                          "in shape through RFC 7592; its credentials are published in a Secret of the same "
                          "namespace.",
-             spec=client_spec, status=_polish(client_status), columns=client_columns),
+             spec=client_spec, status=_polish(client_status), columns=client_columns, rules=[SERVER_REF_RULE]),
         _crd("AuthorizationServer", "authorizationservers", scope="Namespaced",
              short_names=["authserver", "oas"],
              description=server_doc.format(scope="Usable by OAuthClients of its own namespace; its Secrets "

@@ -108,10 +108,11 @@ def credentials_data(record: RegistrationRecord, template: SecretTemplate) -> di
     data[template.client_id_key] = record.client_id
     if secret is not None:
         data[template.client_secret_key] = secret
-    if template.issuer_key and record.issuer:
-        data[template.issuer_key] = record.issuer
-    if template.token_endpoint_key and record.token_endpoint:
-        data[template.token_endpoint_key] = record.token_endpoint
+    issuer_key, token_endpoint_key = template.optional_key("issuer"), template.optional_key("tokenEndpoint")
+    if issuer_key and record.issuer:
+        data[issuer_key] = record.issuer
+    if token_endpoint_key and record.token_endpoint:
+        data[token_endpoint_key] = record.token_endpoint
     credentials = record.credentials()
     for field, words in (("private_key", ("private", "key")), ("key_id", ("key", "id"))):
         if credentials.get(field):

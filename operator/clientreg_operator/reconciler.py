@@ -158,8 +158,10 @@ class Reconciler:
         try:
             client = _parse(body)
         except ConfigurationError as exc:
-            # Waits for the next edit of the resource: retrying cannot fix a spec.
-            self._report(body, None, None, None, exc, secret_name=None)
+            # Waits for the next edit of the resource: retrying cannot fix a spec. A registered client stays
+            # in status: its credentials still work, and status.clientId keeps serverRef fixed at admission.
+            known = self._known_record(body)
+            self._report(body, None, known, None, exc, secret_name=(body.get("status") or {}).get("secretName"))
             self.metrics.reconciles.labels("invalid").inc()
             return Result(finished=False, reason=exc.reason)
 
@@ -243,6 +245,12 @@ class Reconciler:
         return Result(requeue_after=requeue, rotated=rotated,
                       secret_name=client.secret_name, client_id=record.client_id if record else None,
                       reason=outcome.reason)
+
+    def _known_record(self, body: Body) -> RegistrationRecord | None:
+        try:  # read only (no migration, no restore); one unreadable now is reported by the next valid reconcile
+            return read_record(self.records.get(body))
+        except Exception:
+            return None
 
     def _persist(self, write: Callable[[], object]) -> None:
         """``write`` the record Secret, waiting out an API server that is away for a while (a restart takes
@@ -360,7 +368,8 @@ class Reconciler:
         if client is not None:
             ref = client.spec.server_ref
             facts["server"] = f"{ref.kind}/{ref.name}"
-            facts["secretName"] = client.secret_name
+        if record is not None and secret_name and not isinstance(error, SecretConflict):  # a Secret was written
+            facts["secretName"] = secret_name
         new = st.with_conditions(facts, conditions, generation)
 
         # Events: what the engine did, then any change of the Ready condition not already told.

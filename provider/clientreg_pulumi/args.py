@@ -199,8 +199,8 @@ def secret_place(props: Mapping[str, Any]) -> SecretPlace | None:
         where = ".".join(str(p) for p in error["loc"])
         raise ValueError(f"{where}: {_rule(error)}") from None
     # Each key is a valid Secret key already (SecretTemplate's types); together they must not collide.
-    keys = [k for k in (template.client_id_key, template.client_secret_key, template.issuer_key,
-                        template.token_endpoint_key, *template.extra_data) if k]
+    keys = [k for k in (template.client_id_key, template.client_secret_key, template.optional_key("issuer"),
+                        template.optional_key("tokenEndpoint"), *template.extra_data) if k]
     if len(set(keys)) != len(keys):
         raise ValueError(f"the Secret's keys collide: {', '.join(sorted(k for k in set(keys) if keys.count(k) > 1))}")
     kubeconfig, context = given.get("kubeconfig"), given.get("context")

@@ -34,7 +34,8 @@ class KubernetesSecretArgs:
     destroy. ``kubeconfig`` (a path) and ``context`` choose the cluster; without them the usual
     ``KUBECONFIG`` / ``~/.kube/config`` (or the in-cluster ServiceAccount) is used. The keys default to
     ``client_id``, ``client_secret``, ``issuer`` and ``token_endpoint``; set ``issuer_key`` or
-    ``token_endpoint_key`` to ``""`` to leave that key out. ``extra_data`` values may use
+    ``token_endpoint_key`` to ``""`` (or list ``issuer`` / ``tokenEndpoint`` in ``omit_keys``) to leave
+    that key out. ``extra_data`` values may use
     ``{clientId}``, ``{clientSecret}``, ``{issuer}`` and ``{tokenEndpoint}``.
     """
 
@@ -49,6 +50,7 @@ class KubernetesSecretArgs:
     labels: StrMap = None
     annotations: StrMap = None
     extra_data: StrMap = None
+    omit_keys: StrList = None
 
     def to_input(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
