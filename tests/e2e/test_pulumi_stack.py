@@ -276,7 +276,7 @@ def test_oidc_provider_lifecycle(state_dir: Path, http: HttpClient) -> None:
                                      {"client_name": "Legacy batch", "grant_types": ["client_credentials"],
                                       "response_types": []}, initial_access_token=SecretStr(iat))
         assert elsewhere.registration_access_token and elsewhere.registration_client_uri
-        knobs: dict[str, Any] = {"rotate_before": None}
+        knobs: dict[str, Any] = {"rotate_before": None, "rotation_trigger": None}
 
         def program() -> None:
             legacy = OAuthClient(
@@ -286,7 +286,8 @@ def test_oidc_provider_lifecycle(state_dir: Path, http: HttpClient) -> None:
                 adopt_registration_client_uri=elsewhere.registration_client_uri,
                 adopt_registration_access_token=elsewhere.registration_access_token.get_secret_value())  # type: ignore[union-attr]
             api = OAuthClient("api", issuer=peer.issuer, client_name="API", grant_types=["client_credentials"],
-                              response_types=[], initial_access_token=iat, rotate_before=knobs["rotate_before"])
+                              response_types=[], initial_access_token=iat, rotate_before=knobs["rotate_before"],
+                              rotation_trigger=knobs["rotation_trigger"])
             export_client("legacy", legacy)
             export_client("api", api)
 
@@ -307,15 +308,21 @@ def test_oidc_provider_lifecycle(state_dir: Path, http: HttpClient) -> None:
                             out["api_client_secret"].value, out["api_registration_access_token"].value]
             assert_no_plaintext(stack, state_dir, secrets_seen)
 
-            # Deleted at the AS behind Pulumi's back: refresh drops it, up registers a new one.
+            # Deleted at the AS behind Pulumi's back. This AS answers 401 for a deleted client, as for a
+            # token someone rotated with a PUT: refresh cannot tell, so it keeps the resource and says so
+            # (issue 12), and no `up` registers a second client by itself.
             api_id = out["api_client_id"].value
             rfc7592.delete(http, out["api_registration_client_uri"].value,
                            SecretStr(out["api_registration_access_token"].value))
             refresh = stack.refresh()
-            assert changes(refresh.summary) == {"delete": 1}
-            assert set(clients_in_state(stack)) == {"legacy"}
+            assert changes(refresh.summary) == {"update": 1}
+            kept = clients_in_state(stack)["api"]["outputs"]
+            assert kept["status"] == "CredentialsRejected" and kept["client_id"] == api_id
+            assert preview_changes(stack) == {}
+            # Registering a new one is the user's decision: a new rotation_trigger.
+            knobs["rotation_trigger"] = "after-deletion"
             again = stack.up()
-            assert changes(again.summary) == {"create": 1}
+            assert changes(again.summary) == {"update": 1}
             api_id = again.outputs["api_client_id"].value
             assert api_id != out["api_client_id"].value and token_works(http, again.outputs, "api")
 
@@ -325,7 +332,7 @@ def test_oidc_provider_lifecycle(state_dir: Path, http: HttpClient) -> None:
             rotated = stack.up()
             new_api_id = rotated.outputs["api_client_id"].value
             assert new_api_id != api_id
-            assert rotated.outputs["api_retiring_client_ids"].value == [api_id]
+            assert api_id in rotated.outputs["api_retiring_client_ids"].value
             assert token_works(http, rotated.outputs, "api")
             secrets_seen += [again.outputs["api_client_secret"].value, rotated.outputs["api_client_secret"].value,
                              rotated.outputs["api_registration_access_token"].value]

@@ -82,6 +82,8 @@ def test_create_registers_and_returns_credentials(dev_as: DevServer, provider: O
     assert outs["token_endpoint"] == dev_as.token_endpoint
     assert outs["registered_metadata"]["client_name"] == "Web"
     assert outs["status"] == STATUS_IN_SYNC
+    # The status and its message say the same thing: the state after the run, not the action taken.
+    assert outs["status_message"] == f"client {created.id} matches its spec"
     assert outs["next_action_at"] is not None  # the secret expires: rotation is scheduled
     # The arguments are echoed for diff, but the initial access token never reaches the outputs.
     assert outs["client_name"] == "Web" and outs["issuer"] == dev_as.issuer
