@@ -45,6 +45,13 @@ class Status:
     def in_sync(self) -> bool:
         return self.ready and self.synced
 
+    @property
+    def headline(self) -> str:
+        """For a log of runs (the CLI's apply table, and `get` after it): why the run acted when it ended in
+        sync ("NotRegistered" next to "client … matches its spec"), else the standing reason. A status
+        field (operator conditions, Pulumi's ``status``) uses :attr:`reason`."""
+        return self.acted if self.in_sync and self.acted else self.reason
+
     def due(self, now: datetime) -> bool:
         """Time-driven work is due now (a front end without its own timer asks on every look)."""
         return self.next_due is not None and now >= self.next_due

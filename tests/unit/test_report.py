@@ -61,3 +61,15 @@ def test_a_plan_for_a_client_the_as_lost_is_not_ready() -> None:
     status = of_plan(the_plan, d, record_for(d), NOW)
     assert (status.ready, status.synced, status.reason) == (False, False, str(Reason.CLIENT_GONE))
     assert drifted_fields(the_plan) == ()
+
+
+def test_a_log_of_runs_says_why_a_run_acted_only_when_it_ended_in_sync() -> None:
+    d = desired()
+    acted = Outcome(record_for(d), Reason.NOT_REGISTERED, "client c1 matches its spec", ready=True, synced=True,
+                    events=[Event(Reason.NOT_REGISTERED, "registering a new client: client c1")])
+    assert of_outcome(acted).headline == str(Reason.NOT_REGISTERED)
+    idle = Outcome(record_for(d), Reason.IN_SYNC, "client c1 matches its spec", ready=True, synced=True)
+    assert of_outcome(idle).headline == str(Reason.IN_SYNC)
+    waiting = Outcome(record_for(d), Reason.DOCUMENT_NOT_PUBLISHED, "not served yet", ready=False, synced=False,
+                      events=[Event(Reason.NOT_REGISTERED, "registering a new client: client c1")])
+    assert of_outcome(waiting).headline == str(Reason.DOCUMENT_NOT_PUBLISHED)
