@@ -99,9 +99,9 @@ def _as_applied(props: dict[str, Any], record: RegistrationRecord) -> Desired:
 def _rejected(record: RegistrationRecord, detail: str, planned: report.Status) -> report.Status:
     message = (f"the AS rejects the registration access token of client {record.client_id} (RFC 7592 §2): it "
                "was deleted, or someone rotated the token with a PUT and it still exists. It stays in the state; "
-               "nothing is registered by itself. To keep it, adopt it with a fresh registration access token "
-               "(adopt_* arguments on a new resource, after `pulumi state delete <urn>`); to replace it, change "
-               f"rotation_trigger ({detail})")
+               "nothing is registered by itself. Check it at the AS: gone, `pulumi state delete <urn>` and the "
+               "next `up` registers a new one; still there, adopt it back with a fresh registration access "
+               f"token (adopt_* arguments); or change rotation_trigger to replace it ({detail})")
     pulumi.log.warn(f"client {record.client_id}: {message}")
     return replace(planned, ready=False, synced=False, reason=str(Reason.CREDENTIALS_REJECTED), message=message)
 

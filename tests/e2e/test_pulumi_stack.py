@@ -62,12 +62,17 @@ def all_state_text(state_dir: Path) -> str:
 def pulumi_stack_export(stack: auto.Stack, state_dir: Path) -> dict[str, Any]:
     """What `pulumi stack export` prints, secrets as stored. (The Automation API's export_stack adds
     --show-secrets, which would decrypt them: it proves nothing about the state.)"""
+    deployment: dict[str, Any] = json.loads(pulumi_cli(stack, state_dir, "stack", "export"))["deployment"]
+    return deployment
+
+
+def pulumi_cli(stack: auto.Stack, state_dir: Path, *argv: str) -> str:
+    """Run the pulumi CLI on the stack as a user would; its stdout."""
     env = {**os.environ, **pulumi_env(state_dir)}
     cli = Path(ensure_pulumi()) / "pulumi"
-    result = subprocess.run([str(cli), "stack", "export", "--stack", stack.name], cwd=stack.workspace.work_dir,
+    result = subprocess.run([str(cli), *argv, "--stack", stack.name], cwd=stack.workspace.work_dir,
                             env=env, capture_output=True, text=True, check=True, timeout=120)
-    deployment: dict[str, Any] = json.loads(result.stdout)["deployment"]
-    return deployment
+    return result.stdout
 
 
 def clients_in_state(stack: auto.Stack) -> dict[str, dict[str, Any]]:
@@ -276,7 +281,7 @@ def test_oidc_provider_lifecycle(state_dir: Path, http: HttpClient) -> None:
                                      {"client_name": "Legacy batch", "grant_types": ["client_credentials"],
                                       "response_types": []}, initial_access_token=SecretStr(iat))
         assert elsewhere.registration_access_token and elsewhere.registration_client_uri
-        knobs: dict[str, Any] = {"rotate_before": None, "rotation_trigger": None}
+        knobs: dict[str, Any] = {"rotate_before": None}
 
         def program() -> None:
             legacy = OAuthClient(
@@ -286,8 +291,7 @@ def test_oidc_provider_lifecycle(state_dir: Path, http: HttpClient) -> None:
                 adopt_registration_client_uri=elsewhere.registration_client_uri,
                 adopt_registration_access_token=elsewhere.registration_access_token.get_secret_value())  # type: ignore[union-attr]
             api = OAuthClient("api", issuer=peer.issuer, client_name="API", grant_types=["client_credentials"],
-                              response_types=[], initial_access_token=iat, rotate_before=knobs["rotate_before"],
-                              rotation_trigger=knobs["rotation_trigger"])
+                              response_types=[], initial_access_token=iat, rotate_before=knobs["rotate_before"])
             export_client("legacy", legacy)
             export_client("api", api)
 
@@ -315,14 +319,14 @@ def test_oidc_provider_lifecycle(state_dir: Path, http: HttpClient) -> None:
             rfc7592.delete(http, out["api_registration_client_uri"].value,
                            SecretStr(out["api_registration_access_token"].value))
             refresh = stack.refresh()
-            assert changes(refresh.summary) == {"update": 1}
+            assert "delete" not in changes(refresh.summary)  # only outputs changed: no argument echo differs
             kept = clients_in_state(stack)["api"]["outputs"]
             assert kept["status"] == "CredentialsRejected" and kept["client_id"] == api_id
             assert preview_changes(stack) == {}
-            # Registering a new one is the user's decision: a new rotation_trigger.
-            knobs["rotation_trigger"] = "after-deletion"
+            # The user checks at the AS that it is gone, and lets it go: the next up registers a new one.
+            pulumi_cli(stack, state_dir, "state", "delete", clients_in_state(stack)["api"]["urn"], "--yes")
             again = stack.up()
-            assert changes(again.summary) == {"update": 1}
+            assert changes(again.summary) == {"create": 1}
             api_id = again.outputs["api_client_id"].value
             assert api_id != out["api_client_id"].value and token_works(http, again.outputs, "api")
 
@@ -332,7 +336,7 @@ def test_oidc_provider_lifecycle(state_dir: Path, http: HttpClient) -> None:
             rotated = stack.up()
             new_api_id = rotated.outputs["api_client_id"].value
             assert new_api_id != api_id
-            assert api_id in rotated.outputs["api_retiring_client_ids"].value
+            assert rotated.outputs["api_retiring_client_ids"].value == [api_id]
             assert token_works(http, rotated.outputs, "api")
             secrets_seen += [again.outputs["api_client_secret"].value, rotated.outputs["api_client_secret"].value,
                              rotated.outputs["api_registration_access_token"].value]

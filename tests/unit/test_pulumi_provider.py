@@ -254,6 +254,9 @@ def test_refresh_shows_drift_and_update_heals_it(steady_as: DevServer, provider:
     assert refreshed.outs["status"] == "DriftAtServer" and "client_name" in refreshed.outs["status_message"]
     assert refreshed.outs["client_name"] == "Changed by hand"  # preview then shows it going back
     assert refreshed.outs["registered_metadata"]["client_name"] == "Changed by hand"
+    # A second refresh (the echoes now hold the live values) still sees drift, not a spec change.
+    again = provider.read(created.id, refreshed.outs).outs
+    assert again is not None and again["status"] == "DriftAtServer" and again["client_name"] == "Changed by hand"
     diff = provider.diff(created.id, refreshed.outs, news)
     assert diff.changes is True and diff.replaces == []
 
