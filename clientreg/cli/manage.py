@@ -16,6 +16,7 @@ from typing import Literal
 
 import click
 
+from .. import report
 from .._render import error_line
 from ..engine import Desired, reconcile
 from ..errors import ClientregError, ConfigurationError
@@ -160,8 +161,9 @@ def _delete_by_record(store: LocalStore, entry: Entry, policy: Policy) -> Result
         server.close()
     if outcome.record is not None:
         # Not everything could go (an old client the AS refused to delete): `get` shows this, not the last apply.
+        status = report.of_outcome(outcome)
         store.write(Entry(entry.namespace, entry.name, outcome.record, {
-            **entry.status, "ready": outcome.ready, "synced": outcome.synced, "reason": str(outcome.reason),
-            "message": outcome.message, "updatedAt": datetime.now(UTC).isoformat()}, entry.requests))
+            **entry.status, "ready": status.ready, "synced": status.synced, "reason": status.headline,
+            "message": status.message, "updatedAt": datetime.now(UTC).isoformat()}, entry.requests))
     return Result(entry.namespace, entry.name, False, str(outcome.reason), outcome.message)
 

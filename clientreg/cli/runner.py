@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import publish
+from .. import publish, report
 from ..documents import DEFAULT_NAMESPACE, DocumentSet
-from ..engine import Desired, Outcome, Plan, Reason, fetch_published, next_wakeup, observe, plan, reconcile
+from ..engine import Desired, Outcome, Plan, Reason, fetch_published, observe, plan, reconcile
 from ..errors import ClientregError, ConfigurationError
 from ..http import HttpClient, HttpSettings
 from ..record import RegistrationRecord
@@ -39,15 +39,17 @@ def _find_secret(docs: DocumentSet) -> Callable[[str, str, str], str | None]:
     return find
 
 
-def _status(outcome: Outcome, desired: Desired) -> dict[str, Any]:
+def _status(outcome: Outcome) -> dict[str, Any]:
+    """What `clientreg get` shows: the state the run left, through clientreg.report (shared by every front
+    end); as in apply's table, the reason of a run that ended in sync says why it acted."""
     record = outcome.record
-    wake = next_wakeup(desired, record)
+    status = report.of_outcome(outcome)
     return {
-        "ready": outcome.ready, "synced": outcome.synced, "reason": str(outcome.reason),
-        "message": outcome.message, "clientId": record.client_id if record else None,
+        "ready": status.ready, "synced": status.synced, "reason": status.headline,
+        "message": status.message, "clientId": record.client_id if record else None,
         "secretExpiresAt": record.client_secret_expires_at if record else None,
         "lastRotation": record.last_rotation.isoformat() if record and record.last_rotation else None,
-        "nextAction": wake.isoformat() if wake else None,
+        "nextAction": status.next_due.isoformat() if status.next_due else None,
         "updatedAt": datetime.now(UTC).isoformat(),
     }
 
@@ -133,14 +135,15 @@ class Runner:
             if request and outcome.record.rotation_request == request:
                 entry.requests.pop("rotation", None)
             entry.record = _with_policy(outcome.record, desired)
-            status = _status(outcome, desired)
+            status = _status(outcome)
             # A no-op apply writes nothing locally either: the status only moves when something happened.
             if _without_time(status) != _without_time(entry.status) or request:
                 entry.status = status
                 self.store.write(entry)
         # Waiting for a document to be published is a dependency, not a failure (exit 3, like a Secret).
         waiting = 3 if outcome.reason == Reason.DOCUMENT_NOT_PUBLISHED else 0
-        return Result(ns, name, outcome.ready, str(outcome.reason), outcome.message,
+        shown = report.of_outcome(outcome)  # what `get` shows afterwards too
+        return Result(ns, name, shown.ready, shown.headline, shown.message,
                       outcome.record.client_id if outcome.record else None,
                       outcome.record.client_secret_expires_at if outcome.record else None, exit_code=waiting)
 

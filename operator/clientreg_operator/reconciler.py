@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from clientreg import engine, publish, ssrf
+from clientreg import engine, publish, report, ssrf
 from clientreg.engine import ActionKind, Desired, Outcome, Plan, Reason
 from clientreg.errors import ClientregError, ConfigurationError, DependencyNotReady, NamespaceNotAllowed, RateLimited
 from clientreg.record import RegistrationRecord
@@ -344,8 +344,8 @@ class Reconciler:
             if usable and record is not None:
                 message += f" (the credentials of client {record.client_id} in Secret {secret} still work)"
             synced: tuple[st.ConditionStatus, str, str] = ("False", reason, error.summary())
-        elif outcome is not None and not outcome.synced:
-            reason, message = outcome.reason, outcome.message
+        elif outcome is not None and not (shown := report.of_outcome(outcome)).synced:  # the shared mapping
+            reason, message = shown.reason, shown.message
             synced = ("False", reason, message)
         else:
             reason = Reason.IN_SYNC

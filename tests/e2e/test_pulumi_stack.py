@@ -62,12 +62,17 @@ def all_state_text(state_dir: Path) -> str:
 def pulumi_stack_export(stack: auto.Stack, state_dir: Path) -> dict[str, Any]:
     """What `pulumi stack export` prints, secrets as stored. (The Automation API's export_stack adds
     --show-secrets, which would decrypt them: it proves nothing about the state.)"""
+    deployment: dict[str, Any] = json.loads(pulumi_cli(stack, state_dir, "stack", "export"))["deployment"]
+    return deployment
+
+
+def pulumi_cli(stack: auto.Stack, state_dir: Path, *argv: str) -> str:
+    """Run the pulumi CLI on the stack as a user would; its stdout."""
     env = {**os.environ, **pulumi_env(state_dir)}
     cli = Path(ensure_pulumi()) / "pulumi"
-    result = subprocess.run([str(cli), "stack", "export", "--stack", stack.name], cwd=stack.workspace.work_dir,
+    result = subprocess.run([str(cli), *argv, "--stack", stack.name], cwd=stack.workspace.work_dir,
                             env=env, capture_output=True, text=True, check=True, timeout=120)
-    deployment: dict[str, Any] = json.loads(result.stdout)["deployment"]
-    return deployment
+    return result.stdout
 
 
 def clients_in_state(stack: auto.Stack) -> dict[str, dict[str, Any]]:
@@ -307,13 +312,19 @@ def test_oidc_provider_lifecycle(state_dir: Path, http: HttpClient) -> None:
                             out["api_client_secret"].value, out["api_registration_access_token"].value]
             assert_no_plaintext(stack, state_dir, secrets_seen)
 
-            # Deleted at the AS behind Pulumi's back: refresh drops it, up registers a new one.
+            # Deleted at the AS behind Pulumi's back. This AS answers 401 for a deleted client, as for a
+            # token someone rotated with a PUT: refresh cannot tell, so it keeps the resource and says so
+            # (issue 12), and no `up` registers a second client by itself.
             api_id = out["api_client_id"].value
             rfc7592.delete(http, out["api_registration_client_uri"].value,
                            SecretStr(out["api_registration_access_token"].value))
             refresh = stack.refresh()
-            assert changes(refresh.summary) == {"delete": 1}
-            assert set(clients_in_state(stack)) == {"legacy"}
+            assert "delete" not in changes(refresh.summary)  # only outputs changed: no argument echo differs
+            kept = clients_in_state(stack)["api"]["outputs"]
+            assert kept["status"] == "CredentialsRejected" and kept["client_id"] == api_id
+            assert preview_changes(stack) == {}
+            # The user checks at the AS that it is gone, and lets it go: the next up registers a new one.
+            pulumi_cli(stack, state_dir, "state", "delete", clients_in_state(stack)["api"]["urn"], "--yes")
             again = stack.up()
             assert changes(again.summary) == {"create": 1}
             api_id = again.outputs["api_client_id"].value

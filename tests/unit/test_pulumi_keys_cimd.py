@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from clientreg_pulumi import KeyPairArgs, OAuthClientError, OAuthClientProvider
-from clientreg_pulumi.provider import STATUS_FAILED, _credentials_of
+from clientreg_pulumi.outputs import credentials_of
+from clientreg_pulumi.provider import STATUS_FAILED
 from clientreg_pulumi.resource import COMPUTED_OUTPUTS, SECRET_OUTPUTS
+from pydantic import SecretStr
 
-from clientreg import registration
+from clientreg import registration, rfc7592
 from clientreg.devserver import DevServer, DevServerSettings
 from clientreg.errors import TransportError
 from clientreg.http import HttpClient
@@ -127,7 +130,7 @@ def test_a_key_generated_in_a_run_that_fails_later_is_kept(
     assert kept["key_id"] != outs["key_id"] and kept["private_key"] != outs["private_key"]
     token_works(kept)
     before, after = RegistrationRecord.from_storage(outs["record"]), RegistrationRecord.from_storage(kept["record"])
-    assert _credentials_of(before) != _credentials_of(after)
+    assert credentials_of(before) != credentials_of(after)
 
 
 # --- Client ID Metadata Documents ------------------------------------------------------------------------
@@ -157,3 +160,32 @@ def test_a_cimd_client_without_keys_publishes_only_its_document(
     assert outs["private_key"] is None and outs["key_id"] is None
     assert list(outs["published_documents"]) == [CLIENT_ID_URL]
     assert json.loads(outs["published_documents"][CLIENT_ID_URL])["client_id"] == CLIENT_ID_URL
+
+
+def test_the_provider_retires_rotated_keys_without_any_other_change(
+        dev_as: DevServer, provider: OAuthClientProvider) -> None:
+    news = {**keyed(dev_as, grace_period="1h"), "rotation_trigger": "1"}
+    created = provider.create(keyed(dev_as, grace_period="1h"))
+    assert created.outs is not None
+    rotated = provider.update(created.id, created.outs, news).outs
+    assert rotated is not None
+    old_kid = created.outs["key_id"]
+    assert {k["kid"] for k in rotated["registered_metadata"]["jwks"]["keys"]} == {old_kid, rotated["key_id"]}
+    assert provider.diff(created.id, rotated, news).changes is False  # inside the grace period
+    # The grace period is over (as if an hour passed): nothing else changed, yet the next up must act.
+    record = RegistrationRecord.from_storage(rotated["record"])
+    (old,) = [k for k in record.keys if k.kid == old_kid]
+    old.remove_after = datetime.now(UTC) - timedelta(seconds=1)
+    overdue = {**rotated, "record": record.to_storage()}
+    diff = provider.diff(created.id, overdue, news)
+    assert diff.changes is True and diff.replaces == []
+    cleaned = provider.update(created.id, overdue, news).outs
+    assert cleaned is not None
+    assert cleaned["client_id"] == rotated["client_id"] and cleaned["key_id"] == rotated["key_id"]
+    http = HttpClient()
+    try:
+        live = rfc7592.read(http, cleaned["registration_client_uri"], SecretStr(cleaned["registration_access_token"]))
+    finally:
+        http.close()
+    assert [k["kid"] for k in live.metadata["jwks"]["keys"]] == [rotated["key_id"]]
+    assert provider.diff(created.id, cleaned, news).changes is False

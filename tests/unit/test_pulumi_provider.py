@@ -16,7 +16,7 @@ from typing import Any
 import dill
 import httpx
 import pytest
-from clientreg_pulumi import OAuthClientError, OAuthClientProvider
+from clientreg_pulumi import OAuthClientError, OAuthClientProvider, refresh
 from clientreg_pulumi.provider import STATUS_FAILED, STATUS_IN_SYNC
 from pulumi.dynamic.dynamic import serialize_provider
 from pydantic import SecretStr
@@ -25,6 +25,7 @@ from clientreg import execute, rfc7591, rfc7592
 from clientreg.devserver import DevServer, DevServerSettings
 from clientreg.errors import TransportError
 from clientreg.http import HttpClient
+from clientreg.observation import Observation, Observed
 from clientreg.record import RegistrationRecord
 
 IAT = "iat-for-the-pulumi-unit-tests"
@@ -81,6 +82,8 @@ def test_create_registers_and_returns_credentials(dev_as: DevServer, provider: O
     assert outs["token_endpoint"] == dev_as.token_endpoint
     assert outs["registered_metadata"]["client_name"] == "Web"
     assert outs["status"] == STATUS_IN_SYNC
+    # The status and its message say the same thing: the state after the run, not the action taken.
+    assert outs["status_message"] == f"client {created.id} matches its spec"
     assert outs["next_action_at"] is not None  # the secret expires: rotation is scheduled
     # The arguments are echoed for diff, but the initial access token never reaches the outputs.
     assert outs["client_name"] == "Web" and outs["issuer"] == dev_as.issuer
@@ -251,6 +254,9 @@ def test_refresh_shows_drift_and_update_heals_it(steady_as: DevServer, provider:
     assert refreshed.outs["status"] == "DriftAtServer" and "client_name" in refreshed.outs["status_message"]
     assert refreshed.outs["client_name"] == "Changed by hand"  # preview then shows it going back
     assert refreshed.outs["registered_metadata"]["client_name"] == "Changed by hand"
+    # A second refresh (the echoes now hold the live values) still sees drift, not a spec change.
+    again = provider.read(created.id, refreshed.outs).outs
+    assert again is not None and again["status"] == "DriftAtServer" and again["client_name"] == "Changed by hand"
     diff = provider.diff(created.id, refreshed.outs, news)
     assert diff.changes is True and diff.replaces == []
 
@@ -274,15 +280,57 @@ def test_refusals_are_not_drift(provider: OAuthClientProvider) -> None:
         assert provider.diff(created.id, refreshed, news).changes is False
 
 
-def test_a_client_deleted_at_the_as_leaves_the_state(dev_as: DevServer, provider: OAuthClientProvider) -> None:
+def test_a_client_the_core_says_is_gone_leaves_the_state(
+        dev_as: DevServer, provider: OAuthClientProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     created = provider.create(inputs(dev_as))
+    outs = created.outs
+    assert outs is not None
+    # Proven gone (an AS answering 404, or the core's liveness check): the engine drops it.
+    monkeypatch.setattr(refresh, "observe", lambda *_a, **_kw: Observation(Observed.GONE, detail="404"))
+    assert not provider.read(created.id, outs).id
+
+
+def test_a_put_behind_the_providers_back_never_drops_the_resource(
+        dev_as: DevServer, provider: OAuthClientProvider) -> None:
+    # Issue 12: someone edits the client with a PUT, which rotates its registration access token (as on
+    # oidc-provider and Keycloak). The client lives on at the AS; refresh must not forget it.
+    news = inputs(dev_as)
+    created = provider.create(news)
+    outs = created.outs
+    assert outs is not None
+    http = HttpClient()
+    try:
+        theirs = rfc7592.update(http, outs["registration_client_uri"], SecretStr(outs["registration_access_token"]),
+                                outs["client_id"], {**outs["registered_metadata"],
+                                                    "redirect_uris": ["https://evil.example.net/cb"]})
+    finally:
+        http.close()
+    assert theirs.registration_access_token is not None  # a new token, which Pulumi never saw
+    kept = provider.read(created.id, outs)
+    assert kept.id == created.id and kept.outs is not None
+    assert kept.outs["status"] == "CredentialsRejected"
+    assert kept.outs["client_id"] == outs["client_id"] and outs["client_id"] in kept.outs["status_message"]
+    # Nothing is registered beside it by itself; registering a new one takes a decision (rotation_trigger).
+    assert provider.diff(created.id, kept.outs, news).changes is False
+    assert exists_at(dev_as, outs["client_id"])
+
+
+def test_a_client_deleted_at_an_as_answering_401_stays_until_the_user_decides(
+        dev_as: DevServer, provider: OAuthClientProvider) -> None:
+    # This AS answers 401 for a deleted client too (RFC 7592 §2 allows it): not proof that it is gone.
+    news = inputs(dev_as)
+    created = provider.create(news)
     outs = created.outs
     assert outs is not None
     http = HttpClient()
     rfc7592.delete(http, outs["registration_client_uri"], SecretStr(outs["registration_access_token"]))
     http.close()
-    gone = provider.read(created.id, outs)
-    assert not gone.id  # the engine drops it; the next up registers a new client
+    kept = provider.read(created.id, outs)
+    assert kept.id == created.id and kept.outs is not None and kept.outs["status"] == "CredentialsRejected"
+    assert provider.diff(created.id, kept.outs, news).changes is False
+    renewed = provider.update(created.id, kept.outs, {**news, "rotation_trigger": "new"}).outs
+    assert renewed is not None and renewed["client_id"] != outs["client_id"]
+    assert exists_at(dev_as, renewed["client_id"])
 
 
 def test_a_gone_client_with_retired_clients_stays_to_clean_up(
@@ -298,8 +346,8 @@ def test_a_gone_client_with_retired_clients_stays_to_clean_up(
     kept = provider.read(created.id, rotated)
     assert kept.id == created.id and kept.outs is not None
     assert kept.outs["status"] == "CredentialsRejected"
-    assert provider.diff(created.id, kept.outs, {**news, "rotation_trigger": "r1"}).changes is True
-    renewed = provider.update(created.id, kept.outs, {**news, "rotation_trigger": "r1"}).outs
+    assert kept.outs["retiring_client_ids"] == rotated["retiring_client_ids"]
+    renewed = provider.update(created.id, kept.outs, {**news, "rotation_trigger": "r2"}).outs
     assert renewed is not None and exists_at(dev_as, renewed["client_id"])
     assert rotated["retiring_client_ids"][0] in renewed["retiring_client_ids"]
 
