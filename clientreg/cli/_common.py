@@ -30,6 +30,19 @@ log = logging.getLogger("clientreg")
 ADDRESS_POLICY = USER_CONFIGURED
 
 
+#: Exit code of an apply that left a client needing a person (RegistrationAccessTokenRevoked): nothing was
+#: replaced, the client may be someone else's now (docs/cli.md "Exit codes").
+ATTENTION_EXIT = 7
+
+
+def adopt_hint(state: Path, namespace: str, name: str) -> str:
+    """How to adopt or delete a client whose registration access token someone else holds (CLI state)."""
+    record = state / "records" / namespace / f"{name}.json"
+    return (f"To adopt it, put the registration access token the AS last issued for it into "
+            f"record.registration_access_token in {record}; to drop it, `clientreg delete {name} --orphan` "
+            "and remove the client at the AS by hand")
+
+
 def fail(exc: ClientregError) -> NoReturn:
     err.print(error_line(exc))
     sys.exit(exc.exit_code)

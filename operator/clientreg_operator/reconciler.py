@@ -338,6 +338,8 @@ class Reconciler:
             synced: tuple[st.ConditionStatus, str, str] = ("False", reason, error.summary())
         elif outcome is not None and not outcome.synced:
             reason, message = outcome.reason, outcome.message
+            if reason == Reason.TOKEN_REVOKED:
+                message, usable = f"{message}. {st.ADOPT_HINT}", usable and outcome.ready
             synced = ("False", reason, message)
         else:
             reason = Reason.IN_SYNC

@@ -297,7 +297,7 @@ def test_a_gone_client_with_retired_clients_stays_to_clean_up(
     http.close()
     kept = provider.read(created.id, rotated)
     assert kept.id == created.id and kept.outs is not None
-    assert kept.outs["status"] == "CredentialsRejected"
+    assert kept.outs["status"] == "ClientGoneAtServer"  # the token endpoint proves it gone (clientreg.liveness)
     assert provider.diff(created.id, kept.outs, {**news, "rotation_trigger": "r1"}).changes is True
     renewed = provider.update(created.id, kept.outs, {**news, "rotation_trigger": "r1"}).outs
     assert renewed is not None and exists_at(dev_as, renewed["client_id"])
