@@ -37,10 +37,9 @@ ATTENTION_EXIT = 7
 
 def adopt_hint(state: Path, namespace: str, name: str) -> str:
     """How to adopt or delete a client whose registration access token someone else holds (CLI state)."""
-    record = state / "records" / namespace / f"{name}.json"
-    return (f"To adopt it, put the registration access token the AS last issued for it into "
-            f"record.registration_access_token in {record}; to drop it, `clientreg delete {name} --orphan` "
-            "and remove the client at the AS by hand")
+    return (f"To adopt it: `clientreg adopt {name} -n {namespace} --state-dir {state} "
+            "--registration-access-token-file FILE` with the token the AS last issued for it; to drop it: "
+            f"`clientreg delete {name} -n {namespace} --orphan` and delete the client at the AS by hand")
 
 
 def fail(exc: ClientregError) -> NoReturn:

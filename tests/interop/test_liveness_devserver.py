@@ -89,9 +89,34 @@ def test_a_put_behind_clientregs_back_keeps_the_client_and_asks_for_a_person(tmp
     assert again.exit_code == ATTENTION, again.output
     assert at_server(server) == [client_id]  # no second client
     assert results[0]["reason"] == "RegistrationAccessTokenRevoked" and results[0]["ready"] is True
-    assert client_id in results[0]["message"] and "worker.json" in results[0]["message"]
+    assert client_id in results[0]["message"] and "clientreg adopt worker" in results[0]["message"]
     assert stored_record(state)["client_id"] == client_id
     assert record["client_secret"] not in again.output and record["registration_access_token"] not in again.output
+
+    # Adopted with the token the PUT handed out: the next apply reads the client and restores the spec.
+    token_file = tmp_path / "rat"
+    token_file.write_text(put.json()["registration_access_token"] + "\n")
+    adopted = CliRunner().invoke(main, ["adopt", "worker", "-n", "team", "--state-dir", str(state),
+                                        "--registration-access-token-file", str(token_file)])
+    assert adopted.exit_code == 0, adopted.output
+    assert put.json()["registration_access_token"] not in adopted.output
+    healed, results = apply(folder, state)
+    assert healed.exit_code == 0, healed.output
+    assert results[0]["reason"] == "DriftAtServer" and at_server(server) == [client_id]
+    assert httpx.get(uri, headers={"Authorization": f"Bearer {stored_record(state)['registration_access_token']}"},
+                     timeout=10).json()["client_name"] == "Worker"
+
+
+def test_adopt_refuses_a_file_that_holds_no_token(tmp_path: Path, server: DevServer) -> None:
+    folder, state = documents(tmp_path / "docs", server.issuer), tmp_path / "state"
+    assert apply(folder, state)[0].exit_code == 0
+    before = stored_record(state)["registration_access_token"]
+    bad = tmp_path / "rat"
+    bad.write_text("two words\n")
+    refused = CliRunner().invoke(main, ["adopt", "worker", "--state-dir", str(state),
+                                        "--registration-access-token-file", str(bad)])
+    assert refused.exit_code == 2 and "RFC 6750" in refused.output
+    assert stored_record(state)["registration_access_token"] == before
 
 
 def test_a_client_deleted_out_of_band_is_registered_anew(tmp_path: Path, server: DevServer) -> None:
