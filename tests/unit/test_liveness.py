@@ -3,15 +3,21 @@ the token endpoint decides (clientreg.liveness), and only invalid_client lets cl
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
+import httpx
 import pytest
 from support.fake_as import FakeAS
 from test_engine import Harness, make_client
 
 from clientreg.engine import ActionKind, Reason
-from clientreg.liveness import Liveness
+from clientreg.http import HttpClient, HttpSettings
+from clientreg.keys import ASSERTION_TYPE, generate
+from clientreg.liveness import Liveness, Probe, probe
 from clientreg.observation import Observed, observe
+from clientreg.record import RegistrationRecord
 
 
 def applied_then_token_taken(fake: FakeAS) -> tuple[Harness, str]:
@@ -100,3 +106,60 @@ def test_a_public_client_cannot_be_probed_and_is_kept() -> None:
     the_plan, outcome = h.run(public)
     assert the_plan.reason is Reason.TOKEN_REVOKED and fake.calls["POST /token"] == 0
     assert fake.calls["POST /register"] == 0 and not outcome.ready and list(fake.clients) == [client_id]
+
+
+# --- the probe itself -------------------------------------------------------------------------------------
+
+def _probe_with(answer: httpx.Response, record: RegistrationRecord) -> tuple[Probe, list[httpx.Request]]:
+    sent: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return answer
+
+    http = HttpClient(HttpSettings(), transport=httpx.MockTransport(handle), sleep=lambda _s: None)
+    try:
+        return probe(http, record, None), sent
+    finally:
+        http.close()
+
+
+def _record(**fields: Any) -> RegistrationRecord:
+    base: dict[str, Any] = {"client_id": "c1", "token_endpoint": "https://as.example.test/token",
+                            "registered_at": datetime(2026, 11, 28, tzinfo=UTC)}
+    base.update(fields)
+    return RegistrationRecord(**base)
+
+
+def test_a_private_key_jwt_client_is_probed_with_an_assertion_of_its_key() -> None:
+    key = generate("ES256", now=datetime(2026, 11, 28, tzinfo=UTC))
+    record = _record(keys=[key], server_metadata={"token_endpoint_auth_method": "private_key_jwt"})
+    found, sent = _probe_with(httpx.Response(400, json={"error": "invalid_client"}), record)
+    assert found.liveness is Liveness.GONE
+    form = dict(parse_qsl(sent[0].content.decode()))
+    assert form["client_assertion_type"] == ASSERTION_TYPE and form["grant_type"] == "client_credentials"
+    assert form["client_assertion"] not in found.detail
+
+
+@pytest.mark.parametrize(("record", "why"), [
+    (_record(client_secret="s3cret", token_endpoint=None), "no token endpoint"),
+    (_record(server_metadata={"token_endpoint_auth_method": "none"}), "none"),
+    (_record(server_metadata={"token_endpoint_auth_method": "tls_client_auth"}, client_secret="s3cret"),
+     "tls_client_auth"),
+    (_record(), "no client secret"),
+    (_record(server_metadata={"token_endpoint_auth_method": "private_key_jwt"}), "no key"),
+])
+def test_a_client_the_token_endpoint_cannot_be_asked_about_is_unknown_without_a_request(
+        record: RegistrationRecord, why: str) -> None:
+    found, sent = _probe_with(httpx.Response(200, json={"access_token": "t"}), record)
+    assert found.liveness is Liveness.UNKNOWN and why in found.detail and sent == []
+
+
+def test_the_probe_never_repeats_a_secret_or_a_token_the_server_echoes() -> None:
+    record = _record(client_secret="s3cret-value", server_metadata={"token_endpoint_auth_method": "client_secret_post"})
+    found, sent = _probe_with(httpx.Response(400, json={"error": "invalid_request",
+                                                        "error_description": "bad s3cret-value"}), record)
+    assert found.liveness is Liveness.UNKNOWN and "s3cret-value" not in found.detail
+    assert dict(parse_qsl(sent[0].content.decode()))["client_secret"] == "s3cret-value"
+    issued, _ = _probe_with(httpx.Response(200, json={"access_token": "tok-value-123"}), record)
+    assert issued.liveness is Liveness.ALIVE and "tok-value-123" not in issued.detail
