@@ -23,6 +23,11 @@ a public client (``none``), an auth method clientreg
 cannot use, no token endpoint known
 =====================================================  ===========  ============================================
 
+Limits: ``invalid_client`` also answers a secret that expired (oidc-provider: 400, "expired" in the
+description) or that someone else replaced together with the registration access token; clientreg cannot
+tell those from a deleted client, and registers anew as it would for an expired secret. Each 401 costs one
+token request per reconcile until a person adopts or deletes the client.
+
 A token the probe obtains is dropped at once and never logged; nor is the secret or the assertion (the
 request goes through :func:`clientreg.tokens.client_credentials_token`, whose errors are scrubbed).
 Issuing a token is the only thing the AS does: nothing about the client changes.
