@@ -135,6 +135,13 @@ def apply(plan_: Plan, desired: Desired, record: RegistrationRecord | None, obse
             synced = False
     if record is None:
         return Outcome(None, plan_.reason, plan_.message, ready=False, synced=False, events=events)
+    revoked = next((a for a in plan_.actions if a.reason is Reason.TOKEN_REVOKED), None)
+    if revoked is not None:
+        # The client may be someone else's now: kept in the record, a Warning naming it, Ready only while its
+        # credentials are proven to work (clientreg.liveness).
+        events.append(Event(Reason.TOKEN_REVOKED, revoked.message, warning=True))
+        works = observed.liveness is not None and observed.liveness.credentials_work
+        return Outcome(record, Reason.TOKEN_REVOKED, revoked.message, ready=works, synced=False, events=events)
     reason: str  # a Reason, or a standing fact's reason from retiring
     # The reason says why this run acted (InSync when it did not); the message, the state it left behind.
     reason, message = plan_.reason, state_message(record, now)

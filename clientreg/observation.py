@@ -1,5 +1,26 @@
 """observe: what the AS and the web hold right now (one RFC 7592 read, a GET per published document).
 
+A 401 to the read is ambiguous (RFC 7592 §2.1: the client is gone, or someone else rotated the registration
+access token with a PUT): :func:`clientreg.liveness.probe` asks the token endpoint, and the answer decides:
+
+==============================  ==================================  =========================================
+RFC 7592 read                   token endpoint (liveness probe)     Observed -> policy (reason)
+==============================  ==================================  =========================================
+404 / 410                       not asked                           GONE -> ClientGoneAtServer: register anew
+401                             invalid_client                      GONE -> ClientGoneAtServer: register anew
+401                             a token (ALIVE)                     TOKEN_REVOKED -> RegistrationAccessToken-
+                                                                    Revoked: nothing replaced; Ready, not Synced
+401                             unauthorized_client, invalid_grant  TOKEN_REVOKED, as above (EXISTS)
+                                invalid_scope, unsupported_grant_
+                                type
+401                             anything else, or not askable       TOKEN_REVOKED, as above, but not Ready: the
+                                                                    credentials are not proven to work (UNKNOWN)
+==============================  ==================================  =========================================
+
+``CredentialsRejected`` stays the reason of a 401 to an RFC 7592 update or delete (an error, raised by
+apply): no observation maps to it any more, because nothing the token endpoint says proves that a client
+whose registration access token is rejected may be replaced other than ``invalid_client``, which is "gone".
+
 Never changes the caller's record: credentials the AS returns on a read (RFC 7592 §3: a new secret or
 registration access token replaces the old one at once) go into a copy, which is persisted through
 ``save`` before anything else happens and handed back as :attr:`Observation.record`.
@@ -15,6 +36,7 @@ from typing import Any
 from . import publish, rfc7592
 from .errors import ClientGone, ClientregError, CredentialsRejected, OperationUnsupported, ProtocolError
 from .http import NOT_JSON, HttpClient, HttpSettings, parse_json
+from .liveness import Liveness, probe
 from .record import RegistrationRecord
 from .rfc7591 import ClientInformation
 from .server import ServerConnection
@@ -23,8 +45,11 @@ from .ssrf import USER_CONFIGURED
 
 class Observed(enum.StrEnum):
     PRESENT = "present"
+    #: 404/410 to the read, or 401 and the token endpoint says invalid_client: register anew.
     GONE = "gone"
-    UNAUTHORIZED = "unauthorized"
+    #: 401 to the read and the client is not proven gone (:attr:`Observation.liveness` says what is known):
+    #: someone else may hold the registration access token; nothing is replaced.
+    TOKEN_REVOKED = "token-revoked"
     UNSUPPORTED = "unsupported"
     NOT_READ = "not-read"
 
@@ -49,6 +74,8 @@ class Observation:
     #: The observed record with what the read returned (new RAT or secret, endpoints), already saved; None
     #: when the read changed nothing. The caller's record is never changed: see :meth:`current`.
     record: RegistrationRecord | None = None
+    #: After a 401 to the read: what the token endpoint said about the client (None when not asked).
+    liveness: Liveness | None = None
 
     def current(self, record: RegistrationRecord | None) -> RegistrationRecord | None:
         """The record to plan and apply on: this observation's copy when the read changed it."""
@@ -125,7 +152,7 @@ def observe(record: RegistrationRecord | None, server: ServerConnection, save: S
     except ClientGone as exc:
         return Observation(Observed.GONE, detail=str(exc))
     except CredentialsRejected as exc:
-        return Observation(Observed.UNAUTHORIZED, detail=str(exc))
+        return _after_401(record, server, exc)
     except OperationUnsupported as exc:
         return Observation(Observed.UNSUPPORTED, detail=str(exc), published=_observe_published(record, fetch))
     updated = record.model_copy(deep=True)
@@ -134,6 +161,19 @@ def observe(record: RegistrationRecord | None, server: ServerConnection, save: S
         save(updated)
     return Observation(Observed.PRESENT, info=info, published=_observe_published(updated, fetch),
                        record=updated if changed else None)
+
+
+def _after_401(record: RegistrationRecord, server: ServerConnection, exc: CredentialsRejected) -> Observation:
+    """Ask the token endpoint whether the client still exists (see the module docstring)."""
+    try:
+        known_endpoint = server.token_endpoint
+    except ClientregError:
+        known_endpoint = None  # discovery failed: the record's endpoint, if any, is still asked
+    found = probe(server.http, record, known_endpoint)
+    if found.liveness is Liveness.GONE:
+        return Observation(Observed.GONE, detail=f"{exc}; {found.detail}: the client no longer exists",
+                           liveness=found.liveness)
+    return Observation(Observed.TOKEN_REVOKED, detail=f"{exc}; {found.detail}", liveness=found.liveness)
 
 
 def _fill_endpoints(record: RegistrationRecord, server: ServerConnection) -> bool:

@@ -118,12 +118,17 @@ def client_gone_at_server(ctx: Context) -> Fired | None:
                   _act(ActionKind.REGISTER, Reason.CLIENT_GONE, message))
 
 
-def credentials_rejected(ctx: Context) -> Fired | None:
-    if ctx.record is None or ctx.observed.state is not Observed.UNAUTHORIZED:
+def registration_access_token_revoked(ctx: Context) -> Fired | None:
+    """401 to the read and the client not proven gone (clientreg.liveness): never replace it silently."""
+    record = ctx.record
+    if record is None or ctx.observed.state is not Observed.TOKEN_REVOKED:
         return None
-    message = (f"the AS rejects the registration access token of {ctx.record.client_id}; registering anew")
-    return _fired("CredentialsRejected", Reason.CREDENTIALS_REJECTED, message,
-                  _act(ActionKind.REGISTER, Reason.CREDENTIALS_REJECTED, message))
+    message = (f"the AS rejects the registration access token of client {record.client_id} but the client still "
+               "exists (or cannot be proven gone): someone else may hold it; nothing is replaced. "
+               f"({ctx.observed.detail}) Adopt it by restoring a valid registration access token into the "
+               "record, or delete it (clientreg delete, or deletionPolicy)")
+    return _fired("RegistrationAccessTokenRevoked", Reason.TOKEN_REVOKED, message,
+                  _act(ActionKind.REPORT, Reason.TOKEN_REVOKED, message, target=record.client_id))
 
 
 def metadata_document_changed(ctx: Context) -> Fired | None:
@@ -278,7 +283,7 @@ CHAIN: tuple[Policy, ...] = (
     Policy("Deleting", P.EXCLUSIVE, deleting),
     Policy("NotRegistered", P.PRIMARY, not_registered),
     Policy("ClientGoneAtServer", P.PRIMARY, client_gone_at_server),
-    Policy("CredentialsRejected", P.PRIMARY, credentials_rejected),
+    Policy("RegistrationAccessTokenRevoked", P.PRIMARY, registration_access_token_revoked),
     Policy("MetadataDocumentChanged", P.PRIMARY, metadata_document_changed),
     Policy("RotationRequested", P.PRIMARY, _rotation("RotationRequested", Reason.ROTATION_REQUESTED)),
     Policy("SecretNearingExpiry", P.PRIMARY, _rotation("SecretNearingExpiry", Reason.NEARING_EXPIRY)),

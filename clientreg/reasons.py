@@ -23,6 +23,8 @@ class Reason(enum.StrEnum):
     NOT_REGISTERED = "NotRegistered"
     CLIENT_GONE = "ClientGoneAtServer"
     CREDENTIALS_REJECTED = "CredentialsRejected"
+    #: 401 to the RFC 7592 read, and the client is not proven gone (clientreg.liveness): nothing is replaced.
+    TOKEN_REVOKED = "RegistrationAccessTokenRevoked"
     #: The spec changed and the client is updated in place (RFC 7592 PUT, or a new CIMD document).
     SPEC_CHANGED = "SpecChanged"
     #: The spec changed and the AS offers no RFC 7592 update: a replacement client is registered.
@@ -86,10 +88,15 @@ REASONS: tuple[ReasonInfo, ...] = (
     _r(Reason.ORPHANED, B, "core", "The resource is being deleted and deletionPolicy is Orphan: the client is kept "
        "at the AS and forgotten."),
     _r(Reason.NOT_REGISTERED, B, "core", "Nothing is registered yet: a new client is registered."),
-    _r(Reason.CLIENT_GONE, B, "core", "The AS says the client no longer exists (RFC 7592 §2.1, 404/410): a new "
-       "client is registered."),
-    _r(Reason.CREDENTIALS_REJECTED, B, "core", "The AS rejects the registration access token (RFC 7592 §2, 401): a "
-       "new client is registered; the old one is deleted best effort."),
+    _r(Reason.CLIENT_GONE, B, "core", "The AS says the client no longer exists (RFC 7592 §2.1: 404/410, or 401 "
+       "and the token endpoint answers invalid_client, RFC 6749 §5.2): a new client is registered."),
+    _r(Reason.TOKEN_REVOKED, B, "core", "The AS rejects the registration access token (RFC 7592 §2.1, 401) but "
+       "the client still exists (or cannot be proven gone: the token endpoint did not answer invalid_client): "
+       "someone else may hold it; nothing is replaced. A Warning names the client ID; Ready stays True while "
+       "its credentials work, Synced is False. Adopt it (restore a valid registration access token into the "
+       "record) or delete it."),
+    _r(Reason.CREDENTIALS_REJECTED, B, "core", "The AS rejects the registration access token (RFC 7592 §2, 401) to "
+       "an update or delete: nothing is replaced; a person must restore the token or adopt the client."),
     _r(Reason.ROTATION_REQUESTED, B, "core", "A rotation was requested (annotation, Pulumi trigger, CLI): a "
        "replacement client (or key) is registered."),
     _r(Reason.NEARING_EXPIRY, B, "core", "The client secret nears its expiry (rotation.rotateBefore, else two thirds "

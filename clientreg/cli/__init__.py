@@ -1,11 +1,12 @@
 """``clientreg``: apply a folder of OAuthClient documents against an AS, with local state.
 
 Exit codes: 0 all Ready; 1 other failure; 2 invalid input; 3 waiting for a dependency (a Secret);
-4 the AS refused or answered nonsense; 5 the AS could not be reached; 6 local state unusable.
+4 the AS refused or answered nonsense; 5 the AS could not be reached; 6 local state unusable;
+7 a client needs a person (RegistrationAccessTokenRevoked).
 Only ``credentials`` (and ``token --show``) print a secret: the user asked for it by name.
 
 One module per responsibility: ``apply`` (apply, plan, over :mod:`.runner`), ``show`` (get,
-credentials, token), ``manage`` (rotate, delete), ``servers`` (discover, check-server, dev-server);
+credentials, token), ``manage`` (rotate, delete), ``adopt``, ``servers`` (discover, check-server, dev-server);
 ``_common`` holds the options, the consoles and state location.
 """
 
@@ -18,6 +19,7 @@ import click
 
 from ..errors import describe
 from ._common import ADDRESS_POLICY
+from .adopt import adopt
 from .apply import apply, plan_cmd
 from .manage import delete, rotate
 from .servers import check_server, dev_server, discover
@@ -35,7 +37,8 @@ def main(verbose: int) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-for _command in (apply, plan_cmd, get, credentials, token, rotate, delete, discover, check_server, dev_server):
+for _command in (apply, plan_cmd, get, credentials, token, rotate, delete, adopt, discover, check_server,
+                 dev_server):
     main.add_command(_command)
 
 __all__ = ["ADDRESS_POLICY", "describe", "main"]

@@ -30,6 +30,18 @@ log = logging.getLogger("clientreg")
 ADDRESS_POLICY = USER_CONFIGURED
 
 
+#: Exit code of an apply that left a client needing a person (RegistrationAccessTokenRevoked): nothing was
+#: replaced, the client may be someone else's now (docs/cli.md "Exit codes").
+ATTENTION_EXIT = 7
+
+
+def adopt_hint(state: Path, namespace: str, name: str) -> str:
+    """How to adopt or delete a client whose registration access token someone else holds (CLI state)."""
+    return (f"To adopt it: `clientreg adopt {name} -n {namespace} --state-dir {state} "
+            "--registration-access-token-file FILE` with the token the AS last issued for it; to drop it: "
+            f"`clientreg delete {name} -n {namespace} --orphan` and delete the client at the AS by hand")
+
+
 def fail(exc: ClientregError) -> NoReturn:
     err.print(error_line(exc))
     sys.exit(exc.exit_code)

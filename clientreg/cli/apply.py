@@ -50,7 +50,7 @@ def apply(paths: tuple[Path, ...], state_dir: Path | None, output: str, concurre
         for pointer in write_pointers(document_folders(paths), store.root):
             log.info("wrote %s", pointer)
     print_results(results, output)
-    failed = [r for r in results if not r.ready]
+    failed = [r for r in results if not r.ready or r.exit_code]  # Ready but needing a person counts too
     if failed:
         sys.exit(max(r.exit_code for r in failed) or 1)
 

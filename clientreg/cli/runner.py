@@ -19,7 +19,7 @@ from ..resolve import resolve_server, server_key
 from ..server import ServerConnection
 from ..spec import AuthorizationServerSpec, OAuthClient
 from ..store import Entry, LocalStore
-from ._common import ADDRESS_POLICY, Result, log
+from ._common import ADDRESS_POLICY, ATTENTION_EXIT, Result, adopt_hint, log
 
 
 def _find_server(docs: DocumentSet) -> Callable[[str, str | None, str], AuthorizationServerSpec | None]:
@@ -143,7 +143,11 @@ class Runner:
         # Waiting for a document to be published is a dependency, not a failure (exit 3, like a Secret).
         waiting = 3 if outcome.reason == Reason.DOCUMENT_NOT_PUBLISHED else 0
         shown = report.of_outcome(outcome)  # what `get` shows afterwards too
-        return Result(ns, name, shown.ready, shown.headline, shown.message,
+        message = shown.message
+        if outcome.reason == Reason.TOKEN_REVOKED:
+            # A person must adopt or delete the client, whether or not its credentials still work.
+            waiting, message = ATTENTION_EXIT, f"{message}. {adopt_hint(self.store.root, ns, name)}"
+        return Result(ns, name, shown.ready, shown.headline, message,
                       outcome.record.client_id if outcome.record else None,
                       outcome.record.client_secret_expires_at if outcome.record else None, exit_code=waiting)
 

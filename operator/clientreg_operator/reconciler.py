@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 #: Errors after which the client does not work even though it is registered.
-_UNUSABLE = (SecretConflict, DocumentNotServed)
+_UNUSABLE = (SecretConflict, DocumentNotServed, NamespaceNotAllowed)  # not for use, whatever the Secret holds
 _MIN_REQUEUE = 1.0
 #: How long a write of the record Secret is retried while the API server is unavailable (restarting,
 #: overloaded): until it is written, a registration the AS just answered exists only in this process.
@@ -332,8 +332,7 @@ class Reconciler:
         previous = old.get("conditions") or []
         generation = meta.get("generation")
         expires = record.expires_at() if record else None
-        refused = isinstance(error, (*_UNUSABLE, NamespaceNotAllowed))  # not for use, whatever the Secret holds
-        usable = record is not None and (expires is None or expires > now) and not refused
+        usable = record is not None and (expires is None or expires > now) and not isinstance(error, _UNUSABLE)
         # The AS reads the client (CIMD) or its keys (jwks_uri) from the web: not usable until served.
         unpublished = error is None and outcome is not None and outcome.reason == Reason.DOCUMENT_NOT_PUBLISHED
         secret = secret_name or "(none)"
@@ -346,6 +345,8 @@ class Reconciler:
             synced: tuple[st.ConditionStatus, str, str] = ("False", reason, error.summary())
         elif outcome is not None and not (shown := report.of_outcome(outcome)).synced:  # the shared mapping
             reason, message = shown.reason, shown.message
+            if reason == Reason.TOKEN_REVOKED:
+                message, usable = f"{message}. {st.ADOPT_HINT}", usable and outcome.ready
             synced = ("False", reason, message)
         else:
             reason = Reason.IN_SYNC

@@ -34,6 +34,9 @@ RegistrationRejected                    Failed    the AS refused the metadata (R
 ServerRefusedValue                      Failed    the AS keeps other values than the declared ones
 CredentialsRejected                     Failed    the AS refuses the token (RFC 7592 §2): a person
                                                   must fix the initial access token or adopt the client
+RegistrationAccessTokenRevoked          Failed    401 to the read, the client still exists (or is not
+                                                  proven gone): a person adopts it (restores the token
+                                                  into the record Secret) or deletes it
 Unsupported                             Failed    the AS lacks the RFC 7592 operation the change needs
 StateError                              Failed    the record is unreadable: restore it from a backup
 RetiringClientDeleteRefused             Failed    an old client may still be live: check it at the AS
@@ -70,7 +73,14 @@ TERMINAL_REASONS = frozenset({
     "InvalidSpec", "PolicyViolation", "NotPermitted", "NamespaceNotAllowed", "SecretConflict",
     "DocumentHostTaken", "DocumentPathTaken", "DocumentRefused", "RegistrationRejected", "ServerRefusedValue",
     "CredentialsRejected", "Unsupported", "StateError", "RetiringClientDeleteRefused",
+    "RegistrationAccessTokenRevoked",
 })
+
+#: How an operator user adopts or deletes a client whose registration access token someone else holds.
+ADOPT_HINT = ("To adopt it, put a valid registration access token (the last one the AS issued for it) into "
+              "registration_access_token of record.json in the record Secret clientreg-record-<OAuthClient uid> "
+              "in the operator's records namespace; to drop it, delete the OAuthClient (deletionPolicy Orphan "
+              "keeps the client at the AS) and remove the client at the AS by hand.")
 
 
 class _Status(BaseModel):

@@ -7,11 +7,12 @@ against what the last ``up`` left at the AS (the record), not against the echoed
 overwrites those echoes with the live values of drifted properties, so that ``preview --diff`` marks them
 (``live => declared``), and a second refresh must still see drift, not a spec change.
 
-The resource leaves the state only when the core says the client is gone. A refused registration access
-token (RFC 7592 §2, 401) is ambiguous: the client may have been deleted, or someone rotated the token with a
-PUT and the client lives on, changed. Then the resource stays, with status ``CredentialsRejected``, the
-client ID in the outputs and a Warning naming it, and the next ``up`` does not register a second client by
-itself: the user decides (adopt it back with a fresh token, or register a new one on purpose).
+The resource leaves the state only when the core says the client is gone: a 404, or a 401 whose token-endpoint
+probe answers ``invalid_client`` (:mod:`clientreg.liveness`). A 401 the probe cannot prove to be a deleted
+client (someone rotated the token with a PUT, and the client lives on, changed) keeps the resource, with
+status ``RegistrationAccessTokenRevoked``, the client ID in the outputs and a Warning naming it, and the next
+``up`` does not register a second client by itself: the user decides (adopt it back with a fresh token, or
+register a new one on purpose).
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def read(id_: str, props: dict[str, Any]) -> dict[str, Any] | None:
     the_plan = plan(applied, current, observation, now)
     status = report.of_plan(the_plan, applied, current, now)
     outs = dict(props)
-    if observation.state is Observed.UNAUTHORIZED:
-        status = _rejected(current, observation.detail, status)
+    if observation.state is Observed.TOKEN_REVOKED:
+        works = observation.liveness is not None and observation.liveness.credentials_work
+        status = _rejected(current, observation.detail, status, works)
     elif observation.state is Observed.PRESENT and observation.info is not None:
         live = observation.info.metadata
         for wire in report.drifted_fields(the_plan):
@@ -96,14 +98,13 @@ def _as_applied(props: dict[str, Any], record: RegistrationRecord) -> Desired:
     return replace(declared, metadata=metadata, spec_hash=record.spec_hash)
 
 
-def _rejected(record: RegistrationRecord, detail: str, planned: report.Status) -> report.Status:
-    message = (f"the AS rejects the registration access token of client {record.client_id} (RFC 7592 §2): it "
-               "was deleted, or someone rotated the token with a PUT and it still exists. It stays in the state; "
-               "nothing is registered by itself. Check it at the AS: gone, `pulumi state delete <urn>` and the "
-               "next `up` registers a new one; still there, adopt it back with a fresh registration access "
-               f"token (adopt_* arguments); or change rotation_trigger to replace it ({detail})")
+def _rejected(record: RegistrationRecord, detail: str, planned: report.Status, works: bool) -> report.Status:
+    message = (f"the AS rejects the registration access token of client {record.client_id} (RFC 7592 §2) but the "
+               "client still exists or cannot be proven gone: someone else may hold its token. It stays in the "
+               "state; nothing is registered by itself. Adopt it back with a fresh registration access token "
+               f"(adopt_* arguments), or change rotation_trigger to replace it ({detail})")
     pulumi.log.warn(f"client {record.client_id}: {message}")
-    return replace(planned, ready=False, synced=False, reason=str(Reason.CREDENTIALS_REJECTED), message=message)
+    return replace(planned, ready=works, synced=False, reason=str(Reason.TOKEN_REVOKED), message=message)
 
 
 def _check_secret(outs: dict[str, Any], props: dict[str, Any], record: RegistrationRecord) -> None:

@@ -116,8 +116,28 @@ def test_client_deleted_at_server_is_registered_anew(session: Session) -> None:
     assert old is not None and old.registration_client_uri and old.registration_access_token
     rfc7592.delete(session.http, old.registration_client_uri, old.registration_access_token)
     plan, outcome = session.reconcile(session.client())
-    assert plan.reason in (Reason.CLIENT_GONE, Reason.CREDENTIALS_REJECTED), plan.message
+    # Every server answers the read with 401 or 404; the token endpoint's invalid_client proves it gone.
+    assert plan.reason is Reason.CLIENT_GONE, plan.message
     assert outcome.ready and session.record is not None and session.record.client_id != old.client_id
+    assert session.token_works()
+
+
+def test_a_put_behind_our_back_keeps_the_client(session: Session) -> None:
+    """RFC 7592 §2.2: someone else's PUT rotates the registration access token (issue 12): the 401 that
+    follows is not "gone" while the token endpoint still knows the client."""
+    session.reconcile(session.client())
+    ours = session.record
+    assert ours is not None and ours.registration_client_uri and ours.registration_access_token
+    current = session.read()
+    theirs = rfc7592.update(session.http, ours.registration_client_uri, ours.registration_access_token,
+                            ours.client_id, {**current.metadata, "client_name": "edited elsewhere"})
+    if theirs.registration_access_token in (None, ours.registration_access_token):
+        pytest.skip("this server keeps the registration access token on update: no 401 follows")
+    plan, outcome = session.reconcile(session.client())
+    assert plan.reason is Reason.TOKEN_REVOKED, plan.message
+    assert session.calls["POST"] == 1  # the token request only: nothing registered
+    assert session.record is not None and session.record.client_id == ours.client_id
+    assert outcome.ready and not outcome.synced and ours.client_id in outcome.message
     assert session.token_works()
 
 

@@ -7,12 +7,14 @@ rejection (Keycloak), secret expiry, injected failures.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, unquote
 
 import httpx
 
@@ -36,6 +38,8 @@ class FakeAS:
     rats: dict[str, str] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
     now: float = field(default_factory=time.time)
+    #: (status, JSON body) the token endpoint answers instead of authenticating the client (None: authenticate).
+    token_answer: tuple[int, dict[str, Any]] | None = None
 
     KNOWN = frozenset({"client_name", "redirect_uris", "grant_types", "response_types", "scope",
                        "token_endpoint_auth_method", "contacts", "client_uri", "logo_uri", "jwks", "jwks_uri",
@@ -94,6 +98,8 @@ class FakeAS:
             self.clients[client_id] = body
             self.rats[client_id] = secrets.token_urlsafe(24)
             return self._answer(client_id, 201)
+        if path == "/token" and request.method == "POST":
+            return self._token(request)
         if path.startswith("/register/"):
             client_id = path.rsplit("/", 1)[1]
             if client_id not in self.clients or request.headers.get("authorization") != \
@@ -121,3 +127,19 @@ class FakeAS:
                     self.rats[client_id] = secrets.token_urlsafe(24)
                 return self._answer(client_id, 200, with_uri=not self.omit_uri_in_responses)
         return httpx.Response(404, json={"error": "not_found"})
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        """client_credentials (RFC 6749 §4.4): invalid_client (§5.2) unless the client and its secret match."""
+        if self.token_answer is not None:
+            return httpx.Response(self.token_answer[0], json=self.token_answer[1])
+        form = dict(parse_qsl(request.content.decode()))
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        basic = request.headers.get("authorization", "")
+        if basic.startswith("Basic "):
+            client_id, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
+            client_id, secret = unquote(client_id), unquote(secret)
+        known = self.clients.get(client_id or "")
+        if known is None or known.get("client_secret") != secret:
+            return httpx.Response(401, json={"error": "invalid_client"})
+        return httpx.Response(200, json={"access_token": secrets.token_urlsafe(16), "token_type": "Bearer",
+                                         "expires_in": 300})

@@ -165,7 +165,8 @@ def test_client_deleted_at_server_is_registered_anew() -> None:
     old = h.stored.client_id
     del fake.clients[old]
     the_plan, outcome = h.run(make_client())
-    assert the_plan.reason is Reason.CREDENTIALS_REJECTED  # 401 invalid_token, as RFC 7592 §2.1 prescribes
+    # 401 invalid_token to the read (RFC 7592 §2.1), then invalid_client at the token endpoint: gone.
+    assert the_plan.reason is Reason.CLIENT_GONE
     assert outcome.ready and h.stored.client_id != old and h.stored.client_id in fake.clients
     assert len(fake.clients) == 1
 

@@ -68,16 +68,21 @@ def test_not_registered_registers() -> None:
     assert fired(d, record_for(d), present(d), "NotRegistered") is None
 
 
-@pytest.mark.parametrize(("state", "name", "reason"), [
-    (Observed.GONE, "ClientGoneAtServer", Reason.CLIENT_GONE),
-    (Observed.UNAUTHORIZED, "CredentialsRejected", Reason.CREDENTIALS_REJECTED),
-])
-def test_client_unreachable_at_the_server_registers_anew(state: Observed, name: str, reason: Reason) -> None:
+def test_client_gone_at_the_server_registers_anew() -> None:
     d = desired()
-    result = fired(d, record_for(d), Observation(state), name)
-    assert result is not None and result.reason is reason
+    result = fired(d, record_for(d), Observation(Observed.GONE), "ClientGoneAtServer")
+    assert result is not None and result.reason is Reason.CLIENT_GONE
     assert [a.kind for a in result.actions] == [ActionKind.REGISTER] and "c1" in result.message
-    assert fired(d, record_for(d), present(d), name) is None
+    assert fired(d, record_for(d), present(d), "ClientGoneAtServer") is None
+
+
+def test_a_revoked_registration_access_token_replaces_nothing() -> None:
+    d = desired()
+    result = fired(d, record_for(d), Observation(Observed.TOKEN_REVOKED), "RegistrationAccessTokenRevoked")
+    assert result is not None and result.reason is Reason.TOKEN_REVOKED
+    assert [a.kind for a in result.actions] == [ActionKind.REPORT] and "c1" in result.message
+    assert "adopt" in result.message.lower() and "delete" in result.message
+    assert fired(d, record_for(d), present(d), "RegistrationAccessTokenRevoked") is None
 
 
 def test_metadata_document_changed_republishes_a_cimd_client() -> None:
@@ -227,8 +232,10 @@ ROTATE_SOON = {"rotation": {"period": "12h"}}
     ("deleting beats everything", ROTATE_SOON, {"deleting": True, "rotation_request": "r"}, "gone",
      ["Deleting"], []),
     ("gone beats a due rotation", ROTATE_SOON, {}, "gone", ["ClientGoneAtServer"], ["RotationPeriodElapsed"]),
-    ("rejected token beats a spec change", {"clientName": "v2"}, {}, "unauthorized",
-     ["CredentialsRejected"], []),
+    ("a revoked token beats a spec change", {"clientName": "v2"}, {}, "revoked",
+     ["RegistrationAccessTokenRevoked"], ["SpecChanged"]),
+    ("a revoked token beats a due rotation: no replacement", ROTATE_SOON, {}, "revoked",
+     ["RegistrationAccessTokenRevoked"], ["RotationPeriodElapsed"]),
     ("a request beats the period", ROTATE_SOON, {"rotation_request": "r"}, "present",
      ["RotationRequested"], ["RotationPeriodElapsed"]),
     ("a due rotation beats a spec change (and carries it)", {**ROTATE_SOON, "clientName": "v2"}, {}, "present",
@@ -246,7 +253,7 @@ def test_precedence(case: str, spec: dict[str, Any], overrides: dict[str, Any], 
     retiring = overrides.pop("retiring", False)
     d = replace(d, **overrides)
     r = record_for(base, retiring=[RetiringClient(client_id="old", delete_after=NOW)] if retiring else [])
-    observation = {"gone": Observation(Observed.GONE), "unauthorized": Observation(Observed.UNAUTHORIZED),
+    observation = {"gone": Observation(Observed.GONE), "revoked": Observation(Observed.TOKEN_REVOKED),
                    "present": present(base), "drifted": present(base, client_name="tampered")}[observed]
     the_plan = plan(d, r, observation, NOW)
     assert [f.policy for f in the_plan.fired if f.acted] == acting, case

@@ -308,16 +308,17 @@ def test_a_put_behind_the_providers_back_never_drops_the_resource(
     assert theirs.registration_access_token is not None  # a new token, which Pulumi never saw
     kept = provider.read(created.id, outs)
     assert kept.id == created.id and kept.outs is not None
-    assert kept.outs["status"] == "CredentialsRejected"
+    assert kept.outs["status"] == "RegistrationAccessTokenRevoked"
     assert kept.outs["client_id"] == outs["client_id"] and outs["client_id"] in kept.outs["status_message"]
     # Nothing is registered beside it by itself; registering a new one takes a decision (rotation_trigger).
     assert provider.diff(created.id, kept.outs, news).changes is False
     assert exists_at(dev_as, outs["client_id"])
 
 
-def test_a_client_deleted_at_an_as_answering_401_stays_until_the_user_decides(
+def test_a_client_deleted_at_an_as_answering_401_leaves_the_state_once_proven_gone(
         dev_as: DevServer, provider: OAuthClientProvider) -> None:
-    # This AS answers 401 for a deleted client too (RFC 7592 §2 allows it): not proof that it is gone.
+    # This AS answers 401 for a deleted client too (RFC 7592 §2 allows it); its token endpoint answers
+    # invalid_client for the stored credentials, which proves it gone (clientreg.liveness).
     news = inputs(dev_as)
     created = provider.create(news)
     outs = created.outs
@@ -325,10 +326,8 @@ def test_a_client_deleted_at_an_as_answering_401_stays_until_the_user_decides(
     http = HttpClient()
     rfc7592.delete(http, outs["registration_client_uri"], SecretStr(outs["registration_access_token"]))
     http.close()
-    kept = provider.read(created.id, outs)
-    assert kept.id == created.id and kept.outs is not None and kept.outs["status"] == "CredentialsRejected"
-    assert provider.diff(created.id, kept.outs, news).changes is False
-    renewed = provider.update(created.id, kept.outs, {**news, "rotation_trigger": "new"}).outs
+    assert provider.read(created.id, outs).id is None, "a client proven gone leaves the state"
+    renewed = provider.create(news).outs
     assert renewed is not None and renewed["client_id"] != outs["client_id"]
     assert exists_at(dev_as, renewed["client_id"])
 
@@ -345,9 +344,9 @@ def test_a_gone_client_with_retired_clients_stays_to_clean_up(
     http.close()
     kept = provider.read(created.id, rotated)
     assert kept.id == created.id and kept.outs is not None
-    assert kept.outs["status"] == "CredentialsRejected"
-    assert kept.outs["retiring_client_ids"] == rotated["retiring_client_ids"]
-    renewed = provider.update(created.id, kept.outs, {**news, "rotation_trigger": "r2"}).outs
+    assert kept.outs["status"] == "ClientGoneAtServer"  # the token endpoint proves it gone (clientreg.liveness)
+    assert provider.diff(created.id, kept.outs, {**news, "rotation_trigger": "r1"}).changes is True
+    renewed = provider.update(created.id, kept.outs, {**news, "rotation_trigger": "r1"}).outs
     assert renewed is not None and exists_at(dev_as, renewed["client_id"])
     assert rotated["retiring_client_ids"][0] in renewed["retiring_client_ids"]
 
