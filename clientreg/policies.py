@@ -28,7 +28,6 @@ from . import publish
 from .actions import Action, ActionKind, Plan
 from .desired import Desired
 from .drift import describe_refusals, differences, drifted
-from .durations import parse_duration
 from .observation import Observation, Observed
 from .reasons import Reason
 from .record import RegistrationRecord
@@ -338,9 +337,9 @@ def _nearing_expiry(desired: Desired, record: RegistrationRecord, now: datetime)
 
 
 def _period_elapsed(desired: Desired, record: RegistrationRecord, now: datetime) -> Action | None:
-    if desired.rotation and desired.rotation.period:
+    if desired.rotation and desired.rotation.period_delta is not None:
         since = record.last_rotation or record.registered_at
-        if now >= since + parse_duration(desired.rotation.period):
+        if now >= since + desired.rotation.period_delta:
             return Action(ActionKind.REGISTER_REPLACEMENT, Reason.PERIOD_ELAPSED,
                           f"rotation period {desired.rotation.period} elapsed since {since.isoformat()}")
     return None
@@ -360,8 +359,8 @@ def rotation_due(desired: Desired, record: RegistrationRecord, now: datetime) ->
 
 
 def expiry_threshold(rotation: Rotation | None, record: RegistrationRecord, expires: datetime) -> datetime:
-    if rotation and rotation.rotate_before:
-        return expires - parse_duration(rotation.rotate_before)
+    if rotation and rotation.rotate_before_delta is not None:
+        return expires - rotation.rotate_before_delta
     if record.client_id_issued_at:
         issued = datetime.fromtimestamp(record.client_id_issued_at, UTC)
         if issued < expires:
@@ -378,8 +377,8 @@ def next_rotation(desired: Desired, record: RegistrationRecord | None) -> dateti
     expires = record.expires_at()
     if expires is not None and record.client_secret is not None:
         times.append(expiry_threshold(desired.rotation, record, expires))
-    if desired.rotation and desired.rotation.period:
-        times.append((record.last_rotation or record.registered_at) + parse_duration(desired.rotation.period))
+    if desired.rotation and desired.rotation.period_delta is not None:
+        times.append((record.last_rotation or record.registered_at) + desired.rotation.period_delta)
     return min(times) if times else None
 
 

@@ -186,13 +186,19 @@ def describe(name: str) -> str:
     return BY_NAME[name].description
 
 
-def markdown_table() -> str:
-    """The registry as a Markdown table, for docs/."""
+def markdown_table(*, sources: frozenset[str] | None = None, kinds: frozenset[Kind] | None = None) -> str:
+    """The registry as a Markdown table, for docs/ (``sources``/``kinds``: only those reasons)."""
     lines = ["| Reason | Kind | Emitted by | Meaning |", "| --- | --- | --- | --- |"]
     for info in REASONS:
+        if (sources is not None and info.source not in sources) or (kinds is not None and info.kind not in kinds):
+            continue
         meaning = info.description.replace("|", "\\|")
         lines.append(f"| `{info.name}` | {info.kind} | {info.source} | {meaning} |")
     return "\n".join(lines) + "\n"
+
+
+#: What a Kubernetes condition can carry: causes from the core and the operator (docs/kubernetes.md).
+OPERATOR_CONDITIONS = {"sources": frozenset({"core", "operator"}), "kinds": frozenset({Kind.CAUSE, Kind.BOTH})}
 
 
 def main() -> None:
@@ -203,4 +209,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["BY_NAME", "REASONS", "Kind", "Reason", "ReasonInfo", "describe", "markdown_table"]
+__all__ = ["BY_NAME", "OPERATOR_CONDITIONS", "REASONS", "Kind", "Reason", "ReasonInfo", "describe", "markdown_table"]
