@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner, Result
+from support.cli_world import at_server
+from support.cli_world import documents as worker_documents
 
 from clientreg.cli import main
 from clientreg.devserver import DevServer, DevServerSettings
@@ -33,28 +35,7 @@ def _no_state_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def documents(folder: Path, issuer: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "all.yaml").write_text(f"""
-apiVersion: clientreg.dev/v1alpha1
-kind: AuthorizationServer
-metadata: {{name: dev, namespace: team}}
-spec: {{issuer: '{issuer}'}}
----
-apiVersion: clientreg.dev/v1alpha1
-kind: OAuthClient
-metadata: {{name: worker, namespace: team}}
-spec:
-  serverRef: {{name: dev}}
-  clientName: Worker
-  grantTypes: [client_credentials]
-""")
-    return folder
-
-
-def at_server(server: DevServer) -> list[str]:
-    ids = httpx.get(f"{server.dev_url}/clients", timeout=10).json()
-    assert isinstance(ids, list)
-    return sorted(ids)
+    return worker_documents(folder, issuer, extra="  clientName: Worker\n")
 
 
 def apply(folder: Path, state: Path) -> tuple[Result, list[dict[str, Any]]]:

@@ -9,9 +9,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner, Result
+from support.cli_world import at_server, documents
 
 from clientreg.cli import main
 from clientreg.devserver import DevServer, DevServerSettings
@@ -27,32 +27,6 @@ def server() -> Iterator[DevServer]:
 @pytest.fixture(autouse=True)
 def _no_state_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CLIENTREG_STATE_DIR", raising=False)
-
-
-def at_server(server: DevServer) -> list[str]:
-    ids = httpx.get(f"{server.dev_url}/clients", timeout=10).json()
-    assert isinstance(ids, list)
-    return sorted(ids)
-
-
-def documents(folder: Path, issuer: str, *, policy: str = "Delete", extra: str = "", grace: str = "1h") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "all.yaml").write_text(f"""
-apiVersion: clientreg.dev/v1alpha1
-kind: AuthorizationServer
-metadata: {{name: dev, namespace: team}}
-spec: {{issuer: '{issuer}'}}
----
-apiVersion: clientreg.dev/v1alpha1
-kind: OAuthClient
-metadata: {{name: worker, namespace: team}}
-spec:
-  serverRef: {{name: dev}}
-  grantTypes: [client_credentials]
-  deletionPolicy: {policy}
-  rotation: {{gracePeriod: {grace}}}
-{extra}""")
-    return folder
 
 
 def cli(*args: str) -> Result:
