@@ -125,6 +125,17 @@ class NamespaceNotAllowed(PolicyViolation):
     reason = "NamespaceNotAllowed"
 
 
+class RegisteredAtAnotherServer(PolicyViolation):
+    """The record of a registered client names another authorization server than the spec does.
+
+    Writing this spec's metadata to that client would apply one server's policy (allowedRedirectHosts,
+    addresses) to a client at another, with a token the new server never issued. The server of a
+    registered client does not change: the operator's CRD forbids it once ``status.clientId`` is set, the
+    Pulumi plugin replaces the resource, and here the loop refuses before any request."""
+
+    reason = "RegisteredAtAnotherServer"
+
+
 class DependencyNotReady(ClientregError):
     """Something the resource needs is not there yet (IAT Secret, server document). Wait, do not fail."""
 

@@ -40,6 +40,8 @@ def reconcile_once(desired: Desired, record: RegistrationRecord | None, server: 
         record = record.model_copy(deep=True)
     if not desired.deleting:  # the redirect policy binds DCR and CIMD clients alike, before any request
         server.check_policy(desired.metadata)
+        if record is not None:  # ... and only the server that issued a client may be given its metadata
+            server.check_owns(record)
     observation = observe(record, server, save, fetch=fetch) if not desired.deleting else Observation.not_read()
     the_plan = plan(desired, record, observation, now)
     outcome = apply(the_plan, desired, record, observation, server, save, now)

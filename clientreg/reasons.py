@@ -146,6 +146,8 @@ REASONS: tuple[ReasonInfo, ...] = (
        "policy)."),
     _r("NotPermitted", B, "core", "A redirect URI the server's policy does not allow, or the AS answered 403 to an "
        "RFC 7592 operation."),
+    _r("RegisteredAtAnotherServer", B, "core", "The client was registered at another authorization server than "
+       "the spec names now: nothing is sent. Restore the server, or delete the client and apply again."),
     _r("NamespaceNotAllowed", B, "core", "The ClusterAuthorizationServer's allowedNamespaces does not admit the "
        "client's namespace: nothing is sent to the AS."),
     _r("FetchRefused", B, "core", "A URL, or an address it resolves to, is one this process must not fetch from "

@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from .discovery import Discovery, discover, registration_endpoint_of
-from .errors import ClientregError
+from .errors import ClientregError, RegisteredAtAnotherServer
 from .http import HttpClient, HttpSettings
+from .record import RegistrationRecord
 from .redirects import check_redirects
 from .spec import AuthorizationServerSpec
 from .ssrf import USER_CONFIGURED, AddressPolicy
@@ -127,6 +128,23 @@ class ServerConnection:
     def check_policy(self, metadata: Mapping[str, Any]) -> None:
         """The server's redirect policy (:func:`clientreg.redirects.check_redirects`), before any request."""
         check_redirects(self.spec, metadata, document=self.name or None)
+
+    def check_owns(self, record: RegistrationRecord) -> None:
+        """Refuse a record registered at another server than this spec names, before any request.
+
+        Compared without a request, as far as the spec allows: the issuer a record learnt with the spec's
+        issuer, the registration endpoint it registered at with the spec's registration endpoint (issuers are
+        compared as RFC 8414 §3.3 says: exactly). A record holding neither, or a spec naming only the other
+        one, is not compared: that is an old record, and the server it would be sent to is its own."""
+        pairs = ((record.issuer, self.spec.issuer, "issuer"),
+                 (record.registration_endpoint, self.spec.registration_endpoint, "registration endpoint"))
+        for recorded, declared, what in pairs:
+            if recorded and declared and recorded != declared:
+                raise RegisteredAtAnotherServer(
+                    f"client {record.client_id} was registered at the {what} {recorded}, but the spec names "
+                    f"{declared}; the server of a registered client does not change: restore the server, or "
+                    "delete the client and apply again", field="serverRef", rule="RegisteredAtAnotherServer",
+                    document=self.name or None)
 
     def close(self) -> None:
         self.http.close()

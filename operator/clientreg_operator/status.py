@@ -27,6 +27,8 @@ NotPermitted                            Failed    allowedRedirectHosts/Schemes r
 NamespaceNotAllowed                     Failed    the ClusterAuthorizationServer's allowedNamespaces, or
                                                   the namespace's labels, must change
 SecretConflict                          Failed    a Secret the operator does not own has the name
+RegisteredAtAnotherServer               Failed    the client was registered at another server than the
+                                                  spec names: restore it, or delete and re-create
 DocumentHostTaken / DocumentPathTaken   Failed    another client claimed the document's host or path
                                                   first; it must go, or this spec must change
 DocumentRefused                         Failed    the document this spec renders cannot be served
@@ -71,6 +73,7 @@ RECONCILING = "Reconciling"
 #: Reasons that retrying cannot fix (the table in the module docstring).
 TERMINAL_REASONS = frozenset({
     "InvalidSpec", "PolicyViolation", "NotPermitted", "NamespaceNotAllowed", "SecretConflict",
+    "RegisteredAtAnotherServer",
     "DocumentHostTaken", "DocumentPathTaken", "DocumentRefused", "RegistrationRejected", "ServerRefusedValue",
     "CredentialsRejected", "Unsupported", "StateError", "RetiringClientDeleteRefused",
     "RegistrationAccessTokenRevoked",
