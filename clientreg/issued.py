@@ -22,12 +22,21 @@ claims to work and does not, nor one that crashes every later run. The rules:
 Caps: every real server we know of issues UUID-sized client IDs (Keycloak, Hydra, Okta, Auth0, Entra:
 20-40 characters), secrets of 32-128 characters and RATs up to ~2 KB (Keycloak's are signed JWTs). The
 caps leave an order of magnitude of headroom and keep one record far below a Kubernetes Secret's 1 MiB.
+
+The rest of the answer (the client's metadata as the AS holds it) is kept to compare with the spec, and
+is bounded too (:func:`metadata`): a field longer than :data:`MAX_METADATA_FIELD` bytes of JSON is left
+out, and so are the largest remaining ones until the whole fits in :data:`MAX_METADATA`. An AS may answer
+with up to a megabyte; without this bound a record could outgrow the Secret it is persisted in, and a
+registration whose answer cannot be persisted would be repeated on every run. A declared value that was
+left out reads as drift, which is what it is from the spec's side: the AS holds something nobody can keep.
 Error messages give lengths and positions, never the value of a credential.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterable
 from typing import Any, Final
 
 from pydantic import SecretStr
@@ -38,11 +47,14 @@ from .http import check_url
 __all__ = [
     "MAX_CLIENT_ID",
     "MAX_CLIENT_SECRET",
+    "MAX_METADATA",
+    "MAX_METADATA_FIELD",
     "MAX_REGISTRATION_ACCESS_TOKEN",
     "MAX_TIMESTAMP",
     "MAX_URI",
     "client_id",
     "client_secret",
+    "metadata",
     "registration_access_token",
     "registration_client_uri",
     "timestamp",
@@ -52,6 +64,9 @@ MAX_CLIENT_ID: Final = 512
 MAX_CLIENT_SECRET: Final = 4096
 MAX_REGISTRATION_ACCESS_TOKEN: Final = 8192
 MAX_URI: Final = 2048
+#: Bytes of JSON: one metadata field (a JWKS of a dozen RSA-4096 keys is ~10 KB), and all of them.
+MAX_METADATA_FIELD: Final = 64 * 1024
+MAX_METADATA: Final = 256 * 1024
 #: 9999-12-31T23:59:59Z, the last second Python's datetime can represent.
 MAX_TIMESTAMP: Final = 253_402_300_799
 
@@ -160,3 +175,20 @@ def registration_client_uri(value: Any) -> str | None:
     except ClientregError as exc:
         raise ProtocolError(f"RFC 7592 §3: the registration_client_uri is not a usable URL: {exc.message}") from None
     return uri
+
+
+def metadata(fields: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """The client metadata fields of an answer, bounded as the module docstring says (order kept)."""
+    sizes: dict[str, int] = {}
+    kept: dict[str, Any] = {}
+    for name, value in fields:
+        size = len(json.dumps({name: value}, ensure_ascii=False, default=str).encode())
+        if size <= MAX_METADATA_FIELD:
+            kept[name], sizes[name] = value, size
+    total = sum(sizes.values())
+    for name in sorted(sizes, key=lambda n: sizes[n], reverse=True):
+        if total <= MAX_METADATA:
+            break
+        del kept[name]
+        total -= sizes[name]
+    return kept

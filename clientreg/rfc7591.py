@@ -60,7 +60,8 @@ class ClientInformation(BaseModel):
     registration_access_token: SecretStr | None = None
     #: ``None`` when omitted (Hydra omits it on GET/PUT): keep the last known value.
     registration_client_uri: str | None = None
-    #: Every other field exactly as returned, server-added defaults and language tags included.
+    #: Every other field as returned, server-added defaults and language tags included, bounded in size
+    #: (:func:`clientreg.issued.metadata`).
     metadata: dict[str, Any] = {}
 
     @classmethod
@@ -77,7 +78,8 @@ class ClientInformation(BaseModel):
             client_secret_expires_at=issued.timestamp(data.get("client_secret_expires_at")),
             registration_access_token=issued.registration_access_token(data.get("registration_access_token")),
             registration_client_uri=issued.registration_client_uri(data.get("registration_client_uri")),
-            metadata={k: v for k, v in data.items() if isinstance(k, str) and k not in CREDENTIAL_FIELDS},
+            metadata=issued.metadata((k, v) for k, v in data.items()
+                                     if isinstance(k, str) and k not in CREDENTIAL_FIELDS),
         )
 
 

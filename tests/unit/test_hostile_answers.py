@@ -41,7 +41,14 @@ from clientreg.errors import (
     describe,
 )
 from clientreg.http import HttpClient, HttpSettings
-from clientreg.issued import MAX_CLIENT_ID, MAX_CLIENT_SECRET, MAX_REGISTRATION_ACCESS_TOKEN, MAX_TIMESTAMP
+from clientreg.issued import (
+    MAX_CLIENT_ID,
+    MAX_CLIENT_SECRET,
+    MAX_METADATA,
+    MAX_METADATA_FIELD,
+    MAX_REGISTRATION_ACCESS_TOKEN,
+    MAX_TIMESTAMP,
+)
 from clientreg.record import RegistrationRecord
 from clientreg.server import ServerConnection
 from clientreg.spec import AuthorizationServerSpec, OAuthClient, parse_document
@@ -220,7 +227,8 @@ def test_a_body_decoding_to_exactly_the_cap_is_accepted() -> None:
     padded = raw.replace(b'"client_name": ""', b'"client_name": "' + b"x" * (LIMIT - len(raw)) + b'"')
     assert len(padded) == LIMIT
     info = OPERATIONS["register"](mock_http(encoded(gzip.compress(padded), "gzip")))
-    assert isinstance(info, rfc7591.ClientInformation) and len(info.metadata["client_name"]) == LIMIT - len(raw)
+    assert isinstance(info, rfc7591.ClientInformation) and info.client_id == "c1"  # decoded and parsed
+    assert "client_name" not in info.metadata  # ... and a field that size is not kept (see below)
 
 
 class _Quiet(http.server.BaseHTTPRequestHandler):
@@ -312,9 +320,24 @@ def test_deep_or_ambiguous_json_is_refused(name: str, body: bytes) -> None:
         assert_clean(caught.value, "not JSON")
 
 
-def test_a_huge_array_within_the_cap_is_kept_as_the_as_said() -> None:
-    info = OPERATIONS["register"](mock_http(lambda _r: httpx.Response(201, json={**GOOD, "contacts": ["a"] * 150_000})))
-    assert isinstance(info, rfc7591.ClientInformation) and len(info.metadata["contacts"]) == 150_000
+def test_a_huge_field_within_the_body_cap_is_left_out_of_what_is_kept() -> None:
+    """~750 KB of JSON in one field is a valid answer, but a record holding it could outgrow its Secret."""
+    answer = {**GOOD, "client_name": "kept", "contacts": ["a"] * 150_000}
+    info = OPERATIONS["register"](mock_http(lambda _r: httpx.Response(201, json=answer)))
+    assert isinstance(info, rfc7591.ClientInformation)
+    assert "contacts" not in info.metadata and info.metadata["client_name"] == "kept"
+    record = RegistrationRecord(client_id=info.client_id, server_metadata=info.metadata)
+    assert len(json.dumps(record.to_storage())) < MAX_METADATA + 16_384
+
+
+def test_many_large_fields_are_kept_smallest_first_up_to_the_total_bound() -> None:
+    fields = {f"x{i}": "v" * (MAX_METADATA_FIELD - 100 - i) for i in range(8)}  # 8 x ~64 KB: 2x the bound
+    info = OPERATIONS["register"](mock_http(lambda _r: httpx.Response(201, json={**GOOD, **fields})))
+    assert isinstance(info, rfc7591.ClientInformation)
+    assert len(json.dumps(info.metadata)) <= MAX_METADATA
+    kept = sorted(k for k in info.metadata if k.startswith("x"))
+    assert kept == [f"x{i}" for i in range(4, 8)], "the largest go first, the smaller ones stay"
+    assert info.metadata["token_endpoint_auth_method"] == "client_secret_basic"
 
 
 def test_deep_json_in_a_discovery_document_is_not_trusted() -> None:
