@@ -24,6 +24,7 @@ COMPONENTS: dict[str, tuple[str, str]] = {
     "keycloak": ("support.keycloak", "ensure_keycloak"),
     "helm": ("support.kube", "ensure_helm"),
     "kube": ("support.kube", "ensure_kube_assets"),
+    # The CLI, the Python shims and the Python language host (support.pulumi_python_host).
     "pulumi": ("support.pulumi_engine", "ensure_pulumi"),
     "hydra": ("support.hydra", "ensure_hydra"),
     # mmdebstrap + the project's wheels; apt-gets mmdebstrap, umoci, podman and runc when missing.

@@ -2,8 +2,10 @@
 
 The Pulumi CLI is built from ``github.com/pulumi/pulumi/pkg/v3``; the two Python shim scripts
 (``pulumi-language-python-exec`` and ``pulumi-resource-pulumi-python``) are copied out of the
-``github.com/pulumi/pulumi/sdk/v3`` module zip at the version of the installed Python SDK. Stacks
-live in a local file backend, so nothing ever talks to Pulumi Cloud or downloads a plugin.
+``github.com/pulumi/pulumi/sdk/v3`` module zip at the version of the installed Python SDK; the
+Python language host (``pulumi-language-python``, which ``pulumi up`` in a project folder needs) is
+built from the peers' source folder (see ``support.pulumi_python_host``). Stacks live in a local
+file backend, so nothing ever talks to Pulumi Cloud or downloads a plugin.
 
     cd tests && python -m support.pulumi_engine build    # builds (once) and prints the bin folder
 """
@@ -27,13 +29,14 @@ from typing import Any
 from pulumi import automation as auto
 
 from support.cache import cache_root, component_dir, go_build_tools_module, go_env, is_complete, mark_complete
+from support.pulumi_python_host import HOST_NAME, PythonHostUnavailable, install_python_host
 
 PKG_MODULE = "github.com/pulumi/pulumi/pkg/v3"
 SDK_MODULE = "github.com/pulumi/pulumi/sdk/v3"
-# No pulumi-language-python: its own module, github.com/pulumi/pulumi/sdk/python/cmd/
-# pulumi-language-python/v3, is refused by the Go module proxy (403 "not available", for the version
-# list and for v3.272.0 and v3.274.1 alike). Inline Automation API programs do not need it: every
-# operation passes --client, so the CLI talks to the SDK's in-process language server instead.
+# pulumi-language-python's own module, github.com/pulumi/pulumi/sdk/python/cmd/
+# pulumi-language-python/v3, is refused by the Go module proxy (403 "not available"), so it is built
+# from a source copy (support.pulumi_python_host). Inline Automation API programs do not need it
+# (every operation passes --client, the SDK's in-process language server), `pulumi up` in a folder does.
 
 # The CLI would ideally be exactly the SDK's version (3.272.0), but the module proxy serves pkg/v3
 # only at v3.260.0 and v3.274.0+ around it. A CLI newer than the SDK is the supported pairing (the
@@ -82,7 +85,7 @@ def engine_dir() -> Path:
 
 
 def required_executables() -> tuple[str, ...]:
-    return ("pulumi", "pulumi-language-python-exec", "pulumi-resource-pulumi-python")
+    return ("pulumi", "pulumi-language-python-exec", "pulumi-resource-pulumi-python", HOST_NAME)
 
 
 @contextlib.contextmanager
@@ -153,7 +156,8 @@ def _build(folder: Path) -> None:
 
 
 def ensure_pulumi() -> Path:
-    """Build (once, cached) and return the bin folder holding the Pulumi CLI and the Python shims."""
+    """Build (once, cached) and return the bin folder holding the Pulumi CLI, the Python shims and
+    the Python language host."""
     override = os.environ.get(BIN_OVERRIDE_VAR)
     if override:
         bin_dir = Path(override)
@@ -166,7 +170,14 @@ def ensure_pulumi() -> Path:
         with _build_lock():
             if not is_complete(folder):
                 _build(folder)
-    return folder / "bin"
+    bin_dir = folder / "bin"
+    # The host is its own cached component (its source changes apart from the CLI's version), put
+    # next to `pulumi` because the CLI looks for language hosts beside itself and on PATH.
+    try:
+        install_python_host(bin_dir)
+    except (PythonHostUnavailable, subprocess.CalledProcessError) as exc:
+        raise PulumiUnavailable(f"{HOST_NAME}: {exc}") from exc
+    return bin_dir
 
 
 def pulumi_env(state_dir: Path) -> dict[str, str]:
