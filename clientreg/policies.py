@@ -193,7 +193,9 @@ def spec_changed(ctx: Context) -> Fired | None:
     if ctx.observed.state is Observed.UNSUPPORTED or record.registration_client_uri is None:
         return None
     changed = tuple(sorted(differences(desired.metadata, record.server_metadata)))
-    message = "spec changed" + (f" ({', '.join(changed)})" if changed else "")
+    # A client adopted from elsewhere has no spec hash yet: its first update takes it over; no spec changed.
+    message = ("adopted client: the declared metadata replaces what the AS held" if not record.spec_hash
+               else "spec changed") + (f" ({', '.join(changed)})" if changed else "")
     return _fired("SpecChanged", Reason.SPEC_CHANGED, message,
                   _act(ActionKind.UPDATE, Reason.SPEC_CHANGED, message, fields=changed))
 

@@ -25,6 +25,11 @@ def provision(document: dict[str, Any], config: pulumi.Config | None = None) -> 
         first: OAuthClient | None = None
         for entry in tenant["clients"]:
             arguments = {key: value for key, value in entry.items() if key != "name"}
+            if "adopt_client_id" in arguments:
+                # A client registered elsewhere, taken over: its registration access token is a secret,
+                # so it comes from config (`pulumi config set --secret rat-<tenant>-<client> ...`), never the YAML.
+                arguments["adopt_registration_access_token"] = config.require_secret(
+                    f"rat-{tenant['name']}-{entry['name']}")
             key = f"{tenant['name']}/{entry['name']}"
             client = OAuthClient(f"{tenant['name']}-{entry['name']}", **server, **arguments,
                                  initial_access_token=iat)

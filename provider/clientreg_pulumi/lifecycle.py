@@ -99,9 +99,16 @@ def delete(props: dict[str, Any]) -> None:
             explained(f"could not delete client {record.client_id} (deletion_policy='Orphan' leaves it "
                       "at the AS)"):
         # Nothing to persist: on success Pulumi drops the resource, on failure it keeps the old state.
-        _, outcome = reconcile(want, record, server, lambda _: None)
+        reconcile(want, record, server, lambda _: None)
     if policy == "Orphan":
-        pulumi.log.info(f"client {record.client_id}: {outcome.message}")
+        pulumi.log.info(orphaned_message(record))
+
+
+def orphaned_message(record: RegistrationRecord) -> str:
+    """What destroy of a ``deletion_policy="Orphan"`` client says: the engine itself reports "deleted"."""
+    retiring = f" (and its old clients {', '.join(r.client_id for r in record.retiring)})" if record.retiring else ""
+    return (f"client {record.client_id}{retiring} is kept at the AS (deletion_policy='Orphan'): it was removed "
+            "from the stack only and still works; delete it at the AS when it is no longer needed")
 
 
 # --- the pieces --------------------------------------------------------------------------------------
@@ -169,8 +176,8 @@ def kube_step(what: str) -> Iterator[ModuleType]:
     try:
         from . import kube_secret
     except ImportError as exc:
-        raise OAuthClientError(f"{what}: kubernetes_secret needs the kubernetes package ({exc}); "
-                               "pip install 'clientreg[pulumi]'") from None
+        raise OAuthClientError(f"{what}: kubernetes_secret needs the kubernetes extra ({exc}): install "
+                               "clientreg with '[pulumi,kubernetes]' (docs/pulumi.md, Install)") from None
     try:
         yield kube_secret
     except kube_secret.KubeSecretError as exc:

@@ -19,6 +19,7 @@ Pickled with dill into every resource's state: this object carries no attributes
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,7 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+from pulumi.runtime import rpc
 from pydantic import ValidationError
 
 from clientreg.engine import next_rotation, next_wakeup, rotation_due
@@ -84,14 +86,40 @@ class OAuthClientProvider(ResourceProvider):
         return CreateResult(id_, outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        outs = refresh.read(id_, props)
-        return ReadResult(None, {}) if outs is None else ReadResult(id_, outs)
+        found = refresh.read(id_, props, engine_inputs())
+        if found is None:
+            return ReadResult(None, {})
+        outs, inputs = found
+        return ReadResult(id_, outs, inputs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(lifecycle.update(olds, news))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         lifecycle.delete(props)
+
+
+def engine_inputs() -> dict[str, Any] | None:
+    """The resource's inputs as the engine sent them in its Read request, or None when not at hand.
+
+    The SDK's dynamic-provider host hands ``read`` the outputs only; its ``Read`` method, a few frames up,
+    holds the request. Refresh needs the inputs to show drift where ``preview --diff`` looks (see
+    :func:`clientreg_pulumi.refresh.read`); without them (another host, a direct call) drift is still in the
+    outputs (``status``, ``status_message``), only the diff does not mark the property.
+    """
+    frame = sys._getframe(1)
+    for _ in range(6):
+        frame = frame.f_back  # type: ignore[assignment]
+        if frame is None:
+            return None
+        request = frame.f_locals.get("request")
+        if frame.f_code.co_name == "Read" and request is not None and hasattr(request, "inputs"):
+            try:
+                found = rpc.deserialize_properties(request.inputs)
+            except Exception:  # not the request this was written for: show drift in the outputs only
+                return None
+            return dict(found) if isinstance(found, dict) and found else None
+    return None
 
 
 def pending_work(olds: Mapping[str, Any], news: Mapping[str, Any], now: datetime) -> list[str]:
@@ -117,4 +145,4 @@ def pending_work(olds: Mapping[str, Any], news: Mapping[str, Any], now: datetime
 
 
 __all__ = ["ADDRESS_POLICY", "STATUS_FAILED", "STATUS_IN_SYNC", "STATUS_SECRET_DRIFT", "OAuthClientError",
-           "OAuthClientProvider", "pending_work", "published_documents"]
+           "OAuthClientProvider", "engine_inputs", "pending_work", "published_documents"]

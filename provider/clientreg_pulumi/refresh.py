@@ -17,6 +17,7 @@ register a new one on purpose).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -40,9 +41,20 @@ from .outputs import (
     status_outputs,
 )
 
+#: Where the SDK's dynamic-provider host keeps the pickled provider, in outputs and inputs alike.
+PROVIDER_KEY = "__provider"
 
-def read(id_: str, props: dict[str, Any]) -> dict[str, Any] | None:
-    """The outputs after a refresh, or None when the client is gone and the resource leaves the state."""
+
+def read(id_: str, props: dict[str, Any], inputs: Mapping[str, Any] | None = None,
+         ) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+    """The outputs after a refresh and, when the AS changed declared values and the engine's ``inputs`` are
+    known, new inputs showing the live values (None: keep the inputs); None when the client is gone and the
+    resource leaves the state.
+
+    `preview --diff` compares the state's inputs with the program's (a dynamic provider's diff cannot name
+    properties itself): with the live values in the inputs, it marks each drifted argument `live => declared`.
+    The engine re-marks the secret inputs (initial_access_token, …) as secrets by name.
+    """
     record = record_of(props)
     if record is None:
         raise OAuthClientError(
@@ -63,13 +75,18 @@ def read(id_: str, props: dict[str, Any]) -> dict[str, Any] | None:
     the_plan = plan(applied, current, observation, now)
     status = report.of_plan(the_plan, applied, current, now)
     outs = dict(props)
+    shown: dict[str, Any] | None = None
     if observation.state is Observed.TOKEN_REVOKED:
         works = observation.liveness is not None and observation.liveness.credentials_work
         status = _rejected(current, observation.detail, status, works)
     elif observation.state is Observed.PRESENT and observation.info is not None:
         live = observation.info.metadata
-        for wire in report.drifted_fields(the_plan):
+        drifted = report.drifted_fields(the_plan)
+        shown = {k: v for k, v in inputs.items() if k != PROVIDER_KEY} if inputs is not None and drifted else None
+        for wire in drifted:
             show_live_value(outs, wire, live.get(wire))
+            if shown is not None:
+                show_live_value(shown, wire, live.get(wire))
         outs["registered_metadata"] = live
         if status.reason == Reason.DRIFT:
             status = replace(status, message=status.message.replace(
@@ -83,8 +100,8 @@ def read(id_: str, props: dict[str, Any]) -> dict[str, Any] | None:
     outs.update(status_outputs(status))
     _check_secret(outs, props, current)
     outs.update(credential_outputs(current))
-    outs.pop("__provider", None)
-    return outs
+    outs.pop(PROVIDER_KEY, None)
+    return outs, shown
 
 
 def _as_applied(props: dict[str, Any], record: RegistrationRecord) -> Desired:

@@ -20,10 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = [
     (ROOT / "clientreg", ()),
     (ROOT / "clientreg_kube", ("operator",)),
-    (ROOT / "clientreg_kube", ("pulumi",)),
+    (ROOT / "clientreg_kube", ("kubernetes",)),
     (ROOT / "operator" / "clientreg_operator", ("operator",)),
-    (ROOT / "provider" / "clientreg_pulumi", ("pulumi",)),
+    (ROOT / "provider" / "clientreg_pulumi", ("pulumi", "kubernetes")),
 ]
+#: The Pulumi provider's modules that may need the kubernetes extra: imported only when a resource sets
+#: kubernetes_secret. Every other module of the provider must work with `[pulumi]` alone.
+PULUMI_KUBE_MODULES = frozenset({"kube_secret.py"})
 FIRST_PARTY = {"clientreg", "clientreg_kube", "clientreg_operator", "clientreg_pulumi"}
 #: Which first-party packages each one may import: the core none, the shared layer the core, and the
 #: front ends never each other.
@@ -49,9 +52,11 @@ def _declared(extras: tuple[str, ...]) -> set[str]:
     return names
 
 
-def _all_top_level_imports(folder: Path) -> set[str]:
+def _all_top_level_imports(folder: Path, skip: frozenset[str] = frozenset()) -> set[str]:
     found: set[str] = set()
     for path in folder.rglob("*.py"):
+        if path.name in skip:
+            continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 found |= {alias.name.split(".")[0] for alias in node.names}
@@ -60,9 +65,10 @@ def _all_top_level_imports(folder: Path) -> set[str]:
     return found
 
 
-def _top_level_imports(folder: Path) -> set[str]:
+def _top_level_imports(folder: Path, skip: frozenset[str] = frozenset()) -> set[str]:
     # _typeshed exists only for the type checker (imported under TYPE_CHECKING).
-    return _all_top_level_imports(folder) - FIRST_PARTY - set(sys.stdlib_module_names) - {"__future__", "_typeshed"}
+    return (_all_top_level_imports(folder, skip) - FIRST_PARTY - set(sys.stdlib_module_names)
+            - {"__future__", "_typeshed"})
 
 
 def test_every_third_party_import_is_a_declared_dependency() -> None:
@@ -85,3 +91,23 @@ def test_first_party_packages_import_only_what_their_layer_allows() -> None:
         if imported - MAY_IMPORT[folder.name]:
             crossing.append(f"{folder.relative_to(ROOT)} imports {sorted(imported - MAY_IMPORT[folder.name])}")
     assert not crossing, "\n".join(crossing)
+
+
+def test_the_pulumi_extra_alone_brings_no_kubernetes_client() -> None:
+    # A Pulumi program that writes no Secret must not pull in the Kubernetes client (and its dependencies).
+    assert not {"kubernetes", "urllib3"} & _declared(("pulumi",))
+    provider = ROOT / "provider" / "clientreg_pulumi"
+    declared = _declared(("pulumi",))
+    distributions = packages_distributions()
+    needs_more = sorted(module for module in _top_level_imports(provider, PULUMI_KUBE_MODULES)
+                        if not {_requirement_name(d) for d in distributions.get(module, [module])} & declared)
+    assert not needs_more, f"clientreg_pulumi outside {set(PULUMI_KUBE_MODULES)} imports {needs_more}"
+    # The shared Kubernetes layer imports the kubernetes client itself.
+    assert "clientreg_kube" not in _all_top_level_imports(provider, PULUMI_KUBE_MODULES)
+
+
+def test_the_pulumi_extra_is_a_range_not_a_pin() -> None:
+    # An exact pin would downgrade (or conflict with) the Pulumi SDK a program already uses.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (pulumi,) = [r for r in project["optional-dependencies"]["pulumi"] if _requirement_name(r) == "pulumi"]
+    assert "==" not in pulumi and ">=" in pulumi and "<" in pulumi.replace("<=", "")

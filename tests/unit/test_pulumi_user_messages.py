@@ -1,0 +1,159 @@
+"""What the dynamic provider tells a Pulumi user, as a pulumi-auth0 / pulumi-keycloak user tried it: an
+adoption said as such (not "spec changed"), a destroy that kept the client at the AS saying so, drift
+shown where ``preview --diff`` looks, and a missing kubernetes extra named as the fix.
+
+The engine-driven proof is tests/e2e/test_pulumi_example_project.py; these pin each message down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from clientreg_pulumi import OAuthClientProvider
+from pulumi.dynamic import ReadResult
+from pulumi.runtime import rpc
+from pydantic import SecretStr
+
+from clientreg import rfc7591, rfc7592
+from clientreg.devserver import DevServer, DevServerSettings
+from clientreg.http import HttpClient
+
+IAT = "iat-for-the-pulumi-message-tests"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def steady_as() -> Iterator[DevServer]:
+    # Keeps its RATs: the test plays "someone edits the client at the AS" with the provider's own token.
+    with DevServer(DevServerSettings(initial_access_token=IAT, rotate_registration_access_token=False)) as server:
+        yield server
+
+
+@pytest.fixture
+def logged(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    lines: list[str] = []
+    for level in ("info", "warn"):
+        monkeypatch.setattr(pulumi.log, level, lambda msg, *_, **__: lines.append(msg))
+    return lines
+
+
+def program_inputs(server: DevServer, **overrides: Any) -> dict[str, Any]:
+    return {"issuer": server.issuer, "initial_access_token": IAT, "client_name": "Web",
+            "redirect_uris": ["https://app.example.com/cb"], **overrides}
+
+
+def rename_at_the_as(outs: dict[str, Any], name: str) -> None:
+    http = HttpClient()
+    try:
+        rat = SecretStr(outs["registration_access_token"])
+        live = rfc7592.read(http, outs["registration_client_uri"], rat).metadata
+        rfc7592.update(http, outs["registration_client_uri"], rat, outs["client_id"], {**live, "client_name": name})
+    finally:
+        http.close()
+
+
+class _Request:
+    """The fields of the engine's ReadRequest the SDK's dynamic-provider host reads."""
+
+    def __init__(self, inputs: dict[str, Any]) -> None:
+        self.inputs = asyncio.run(rpc.serialize_properties(inputs, {}))
+
+
+def Read(provider: OAuthClientProvider, id_: str, outs: dict[str, Any], request: _Request) -> ReadResult:
+    """Called like the SDK host's ``Read``: a method of that name holding the engine's ``request``."""
+    return provider.read(id_, outs)
+
+
+# --- drift, where `preview --diff` looks ----------------------------------------------------------------
+
+def test_refresh_puts_drifted_values_into_the_inputs_so_preview_marks_them(steady_as: DevServer) -> None:
+    provider = OAuthClientProvider()
+    declared = program_inputs(steady_as)
+    created = provider.create(declared)
+    assert created.outs is not None
+    request = _Request({**declared, "__provider": "pickled"})
+    assert Read(provider, created.id, created.outs, request).inputs is None  # nothing drifted: inputs stay
+
+    rename_at_the_as(created.outs, "Renamed at the AS")
+    refreshed = Read(provider, created.id, created.outs, request)
+    assert refreshed.outs is not None and refreshed.inputs is not None
+    assert refreshed.outs["status"] == "DriftAtServer" and "client_name" in refreshed.outs["status_message"]
+    # The old inputs, the drifted argument at its live value: the engine shows `live => declared` from these.
+    assert refreshed.inputs["client_name"] == "Renamed at the AS"
+    assert {k: v for k, v in refreshed.inputs.items() if k != "client_name"} == \
+        {k: v for k, v in declared.items() if k != "client_name"}  # the IAT kept (the engine re-marks it secret)
+    assert "__provider" not in refreshed.inputs  # the SDK host adds its own
+
+
+def test_refresh_without_the_engines_request_still_reports_drift_in_the_outputs(steady_as: DevServer) -> None:
+    provider = OAuthClientProvider()
+    created = provider.create(program_inputs(steady_as))
+    assert created.outs is not None
+    rename_at_the_as(created.outs, "Renamed again")
+    refreshed = provider.read(created.id, created.outs)
+    assert refreshed.inputs is None
+    assert refreshed.outs is not None and refreshed.outs["status"] == "DriftAtServer"
+
+
+# --- adoption and destroy ---------------------------------------------------------------------------------
+
+def test_adoption_is_reported_as_adoption_not_as_a_spec_change(steady_as: DevServer, logged: list[str]) -> None:
+    http = HttpClient()
+    elsewhere = rfc7591.register(http, steady_as.registration_endpoint,
+                                 {"client_name": "Legacy", "redirect_uris": ["https://legacy.example.com/cb"]},
+                                 initial_access_token=SecretStr(IAT))
+    http.close()
+    assert elsewhere.registration_access_token is not None and elsewhere.registration_client_uri is not None
+    created = OAuthClientProvider().create(program_inputs(
+        steady_as, client_name="Legacy, managed", redirect_uris=["https://legacy.example.com/cb"],
+        adopt_client_id=elsewhere.client_id, adopt_registration_client_uri=elsewhere.registration_client_uri,
+        adopt_registration_access_token=elsewhere.registration_access_token.get_secret_value()))
+    assert created.outs is not None and created.outs["status"] == "InSync"
+    said = "\n".join(logged)
+    assert "adopted client" in said and "client_name" in said and "spec changed" not in said
+
+
+def test_destroy_of_an_orphan_client_says_it_was_kept_at_the_as(steady_as: DevServer, logged: list[str]) -> None:
+    provider = OAuthClientProvider()
+    created = provider.create(program_inputs(steady_as, deletion_policy="Orphan"))
+    assert created.outs is not None
+    logged.clear()
+    provider.delete(created.id, created.outs)
+    (said,) = logged
+    assert "kept at the AS (deletion_policy='Orphan')" in said and "removed from the stack only" in said
+
+
+# --- the kubernetes extra --------------------------------------------------------------------------------
+
+def test_the_provider_works_without_the_kubernetes_package_until_a_secret_is_asked_for(
+        steady_as: DevServer) -> None:
+    # A fresh interpreter in which `import kubernetes` fails, as after `pip install '<wheel>[pulumi]'`.
+    script = f"""
+import sys
+sys.modules["kubernetes"] = None
+from clientreg_pulumi import OAuthClientError, OAuthClientProvider
+provider = OAuthClientProvider()
+created = provider.create({program_inputs(steady_as)!r})
+print("created", created.outs["status"])
+try:
+    provider.create({program_inputs(steady_as, client_name="With a Secret", kubernetes_secret={"name": "web"},
+                                    kubernetes_secret_owner="pulumi:p/s/web")!r})
+except OAuthClientError as exc:
+    print("refused", exc)
+assert "kubernetes" not in [m.split(".")[0] for m in sys.modules if sys.modules[m] is not None]
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("", "provider", "operator"))}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "created InSync" in result.stdout
+    (refused,) = [line for line in result.stdout.splitlines() if line.startswith("refused")]
+    assert "kubernetes_secret needs the kubernetes extra" in refused and "[pulumi,kubernetes]" in refused
+    assert "Traceback" not in result.stdout
