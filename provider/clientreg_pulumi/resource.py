@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -202,6 +203,9 @@ class OAuthClient(Resource, module="clientreg", name="OAuthClient"):
         kubernetes_secret: KubernetesSecretArgs | pulumi.Input[dict[str, Any]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        if opts is not None and opts.import_:
+            opts, adopt_client_id = import_as_adoption(resource_name, opts, adopt_client_id,
+                                                       adopt_registration_client_uri, adopt_registration_access_token)
         given = {name: value for name, value in locals().items()
                  if name not in ("self", "resource_name", "opts", "__class__") and value is not None}
         if isinstance(key_pair, KeyPairArgs):
@@ -219,6 +223,31 @@ class OAuthClient(Resource, module="clientreg", name="OAuthClient"):
         props.setdefault("token_endpoint", None)
         options = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
         super().__init__(OAuthClientProvider(), resource_name, props, pulumi.ResourceOptions.merge(options, opts))
+
+
+def import_as_adoption(resource_name: str, opts: pulumi.ResourceOptions, adopt_client_id: Str,
+                       registration_client_uri: Str, registration_access_token: Str,
+                       ) -> tuple[pulumi.ResourceOptions, Str]:
+    """The ``import_`` option, carried out as an adoption of the client with that ID.
+
+    The engine's own import cannot reach a dynamic provider: it reads the resource with no inputs, so Pulumi's
+    dynamic-provider host cannot even load the provider (``KeyError: '__provider'``). DCR cannot read a client
+    by its ID alone either: RFC 7592 needs its registration client URI and registration access token. So the
+    option becomes the ``adopt_*`` arguments, and the engine never sees an import.
+    """
+    client_id = opts.import_
+    if isinstance(adopt_client_id, str) and adopt_client_id != client_id:
+        raise pulumi.RunError(f"OAuthClient {resource_name!r}: import_={client_id!r} and adopt_client_id="
+                              f"{adopt_client_id!r} name different clients: give one of them")
+    if registration_client_uri is None or registration_access_token is None:
+        raise pulumi.RunError(
+            f"OAuthClient {resource_name!r}: importing client {client_id} needs its RFC 7592 credentials, which "
+            "Dynamic Client Registration cannot look up by client ID: set adopt_registration_client_uri and "
+            "adopt_registration_access_token (a secret, e.g. pulumi.Config().require_secret(...)); the client is "
+            "then read with them and adopted, nothing new is registered")
+    unimported = copy.copy(opts)
+    unimported.import_ = None
+    return unimported, client_id
 
 
 def owner_name(resource_name: str) -> str:
