@@ -257,6 +257,9 @@ def _reconcile(want: Desired, record: RegistrationRecord | None, props: Mapping[
         return outputs(props, current, failed)
     assert outcome.record is not None  # only deletion ends without a record
     # What this run did goes to the log; the status says the state it left (clientreg.report).
+    client_id = outcome.record.client_id
     for event in outcome.events:
-        (pulumi.log.warn if event.warning else pulumi.log.info)(f"client {outcome.record.client_id}: {event.message}")
+        # Named once: "registering a new client: client X" needs no "client X: " in front.
+        line = event.message if client_id in event.message else f"client {client_id}: {event.message}"
+        (pulumi.log.warn if event.warning else pulumi.log.info)(line)
     return outputs(props, outcome.record, report.of_outcome(outcome))

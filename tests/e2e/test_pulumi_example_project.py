@@ -131,6 +131,8 @@ def test_the_example_project_runs_as_its_readme_says(
     assert out["acme/token_endpoint"] == dev_as.token_endpoint
     state = run.resources(RESOURCE_TYPE, show_secrets=True)
     assert {r["outputs"]["status"] for r in state.values()} == {"InSync"}
+    # The status says the state the run left, never the action it took ("InSync" next to "registering...").
+    assert all(r["outputs"]["status_message"].endswith("matches its spec") for r in state.values())
     portal = state["acme-portal"]["outputs"]
     uri, rat = portal["registration_client_uri"], SecretStr(plain(portal["registration_access_token"]))
     seen = [IAT, rat.get_secret_value(), *(plain(out[f"{key}/client_secret"]) for key in ids)]

@@ -103,7 +103,17 @@ def test_refresh_without_the_engines_request_still_reports_drift_in_the_outputs(
     assert refreshed.outs is not None and refreshed.outs["status"] == "DriftAtServer"
 
 
-# --- adoption and destroy ---------------------------------------------------------------------------------
+# --- what a run says ------------------------------------------------------------------------------------
+
+def test_a_new_client_is_in_sync_and_its_log_names_it_once(steady_as: DevServer, logged: list[str]) -> None:
+    created = OAuthClientProvider().create(program_inputs(steady_as))
+    assert created.outs is not None
+    # The status says the state after the run; what the run did is in the log.
+    assert created.outs["status"] == "InSync" and "registering" not in created.outs["status_message"]
+    (said,) = logged
+    assert "registering a new client" in said and said.count(created.id) == 1
+
+
 
 def test_adoption_is_reported_as_adoption_not_as_a_spec_change(steady_as: DevServer, logged: list[str]) -> None:
     http = HttpClient()
