@@ -86,7 +86,7 @@ class OAuthClientProvider(ResourceProvider):
         return CreateResult(id_, outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        found = refresh.read(id_, props, engine_inputs())
+        found = refresh.read_with_inputs(id_, props, engine_inputs())
         if found is None:
             return ReadResult(None, {})
         outs, inputs = found

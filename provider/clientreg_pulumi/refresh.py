@@ -45,8 +45,14 @@ from .outputs import (
 PROVIDER_KEY = "__provider"
 
 
-def read(id_: str, props: dict[str, Any], inputs: Mapping[str, Any] | None = None,
-         ) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+def read(id_: str, props: dict[str, Any]) -> dict[str, Any] | None:
+    """The outputs after a refresh, or None when the client is gone and the resource leaves the state."""
+    found = read_with_inputs(id_, props, None)
+    return None if found is None else found[0]
+
+
+def read_with_inputs(id_: str, props: dict[str, Any], inputs: Mapping[str, Any] | None,
+                     ) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
     """The outputs after a refresh and, when the AS changed declared values and the engine's ``inputs`` are
     known, new inputs showing the live values (None: keep the inputs); None when the client is gone and the
     resource leaves the state.
@@ -58,8 +64,8 @@ def read(id_: str, props: dict[str, Any], inputs: Mapping[str, Any] | None = Non
     record = record_of(props)
     if record is None:
         raise OAuthClientError(
-            f"client {id_}: `pulumi import` and the import_ option cannot work for a dynamic provider (the "
-            "engine reads it without its arguments). Adopt the client instead: set adopt_client_id, "
+            f"client {id_}: `pulumi import` cannot work for a dynamic provider (the engine reads it without its "
+            "arguments). Adopt the client instead: set adopt_client_id (or the import_ option), "
             "adopt_registration_client_uri and adopt_registration_access_token and run `pulumi up`")
     saved: list[RegistrationRecord | None] = []
     with connection(props, for_registration=False) as server, \
