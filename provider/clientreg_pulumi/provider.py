@@ -22,6 +22,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Any
 
 from pulumi.dynamic import (
@@ -104,12 +105,12 @@ def engine_inputs() -> dict[str, Any] | None:
 
     The SDK's dynamic-provider host hands ``read`` the outputs only; its ``Read`` method, a few frames up,
     holds the request. Refresh needs the inputs to show drift where ``preview --diff`` looks (see
-    :func:`clientreg_pulumi.refresh.read`); without them (another host, a direct call) drift is still in the
-    outputs (``status``, ``status_message``), only the diff does not mark the property.
+    :func:`clientreg_pulumi.refresh.read_with_inputs`); without them (another host, a direct call) drift is
+    still in the outputs (``status``, ``status_message``), only the diff does not mark the property.
     """
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(6):
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back if frame is not None else None
         if frame is None:
             return None
         request = frame.f_locals.get("request")
