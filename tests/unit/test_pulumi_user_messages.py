@@ -167,3 +167,18 @@ assert "kubernetes" not in [m.split(".")[0] for m in sys.modules if sys.modules[
     (refused,) = [line for line in result.stdout.splitlines() if line.startswith("refused")]
     assert "kubernetes_secret needs the kubernetes extra" in refused and "[pulumi,kubernetes]" in refused
     assert "Traceback" not in result.stdout
+
+
+# --- the import_ option -----------------------------------------------------------------------------------
+
+def test_the_import_option_becomes_an_adoption_and_says_what_dcr_needs() -> None:
+    from clientreg_pulumi.resource import import_as_adoption
+
+    opts = pulumi.ResourceOptions(import_="s6BhdRkqt3", protect=True)
+    adopted_opts, client_id = import_as_adoption("legacy", opts, None, "https://as.example/register/s6", "rat")
+    assert client_id == "s6BhdRkqt3" and adopted_opts.import_ is None and adopted_opts.protect is True
+    assert opts.import_ == "s6BhdRkqt3"  # the caller's options are left as they were
+    with pytest.raises(pulumi.RunError, match="needs its RFC 7592 credentials"):
+        import_as_adoption("legacy", opts, None, None, None)
+    with pytest.raises(pulumi.RunError, match="name different clients"):
+        import_as_adoption("legacy", opts, "another-client", "https://as.example/register/s6", "rat")
