@@ -221,3 +221,23 @@ def running_hydra(*, default_scope: list[str] | None = None) -> Iterator[PeerSer
             )
         finally:
             stop_process(proc)
+
+
+def admin_client_ids(admin_url: str) -> list[str]:
+    """Every client ID Hydra holds, through its admin API (all pages; Hydra v2 paginates with Link headers).
+
+    A list, not a set: a duplicate would be a Hydra bug worth seeing, not something to hide.
+    """
+    ids: list[str] = []
+    seen: set[str] = set()
+    url: str | None = f"{admin_url}/admin/clients?page_size=500"
+    with httpx.Client(timeout=60) as http:
+        while url and url not in seen:
+            seen.add(url)
+            resp = http.get(url)
+            resp.raise_for_status()
+            page = resp.json()
+            ids += [str(c["client_id"]) for c in page]
+            following = resp.links.get("next", {}).get("url")
+            url = str(httpx.URL(admin_url).join(following)) if following and page else None
+    return ids

@@ -102,6 +102,17 @@ rules:
     verbs: ["create", "update", "patch", "delete", "deletecollection"]
   - level: None
 """
+#: The same, and reads too (get, list, watch): for benches that count a controller's API reads. Not the
+#: default: every informer resync and test poll would be logged, and the log is read whole to count.
+AUDIT_POLICY_WITH_READS = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+    verbs: ["create", "update", "patch", "delete", "deletecollection", "get", "list", "watch"]
+  - level: None
+"""
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kubectl")
 
@@ -498,6 +509,8 @@ class ControlPlane:
     """
 
     APISERVER_ARGS: tuple[str, ...] = ("--disable-admission-plugins=ServiceAccount",)
+    #: What the audit log records (a subclass may log reads too: AUDIT_POLICY_WITH_READS).
+    AUDIT_POLICY: str = AUDIT_POLICY
 
     def __init__(self) -> None:
         self.kubeconfig: Path = Path()
@@ -620,7 +633,7 @@ class ControlPlane:
         port = free_port()
         self.server = f"https://127.0.0.1:{port}"
         # Every write, by whom: tests count the operator's writes (a stable client must cause none).
-        (workdir / "audit-policy.yaml").write_text(AUDIT_POLICY)
+        (workdir / "audit-policy.yaml").write_text(self.AUDIT_POLICY)
         self.audit_log = workdir / "audit.log"
         self._apiserver_argv = [
             str(assets / "kube-apiserver"),
