@@ -27,6 +27,8 @@ COMPONENTS: dict[str, tuple[str, str]] = {
     # The CLI, the Python shims and the Python language host (support.pulumi_python_host).
     "pulumi": ("support.pulumi_engine", "ensure_pulumi"),
     "hydra": ("support.hydra", "ensure_hydra"),
+    # From the source in /work/shared/peers (CLIENTREG_HYDRA_MAESTER_SRC): bench/side_by_side.py's other column.
+    "hydra-maester": ("support.hydra_maester", "ensure_hydra_maester"),
     # mmdebstrap + the project's wheels; apt-gets mmdebstrap, umoci, podman and runc when missing.
     "operator-image": ("support.image", "ensure_operator_image"),
     # kubelet + kube-scheduler (same module as "kube"), containerd/runc/CNI plugins by apt-get, a pause image.
