@@ -31,11 +31,11 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -103,7 +103,7 @@ class Contender:
     credentials: Callable[[], list[tuple[str, str]]]
 
 
-def _decode(data: dict[str, str] | None, key: str) -> str | None:
+def _decode(data: Mapping[str, Any] | None, key: str) -> str | None:
     value = (data or {}).get(key)
     return base64.b64decode(value).decode() if value else None
 
@@ -218,7 +218,8 @@ def _hydra_maester(admin: Any, binary: Path, kubeconfig: Path, admin_url: str, l
         return found
 
     def progress() -> tuple[int, int]:
-        items = custom.list_namespaced_custom_object(hm.GROUP, hm.VERSION, namespace, hm.PLURAL)["items"]
+        items = cast(dict[str, Any], custom.list_namespaced_custom_object(
+            hm.GROUP, hm.VERSION, namespace, hm.PLURAL))["items"]
         return sum(1 for item in items if _ready(item)), len(pairs())
 
     return proc, Contender("hydra-maester", hm.SERVICE_ACCOUNT_USER, proc.pid, proc.rss_bytes, create, progress, pairs)
@@ -257,7 +258,8 @@ def _clientreg(admin: Any, kubeconfig: Path, registration_endpoint: str, issuer:
         return found
 
     def progress() -> tuple[int, int]:
-        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "oauthclients")["items"]
+        items = cast(dict[str, Any], custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "oauthclients"))["items"]
         return sum(1 for item in items if _ready(item)), len(pairs())
 
     return proc, Contender("clientreg", SERVICE_ACCOUNT_USER, proc.proc.pid, proc.rss_bytes, create, progress, pairs)
@@ -275,15 +277,18 @@ def run_side_by_side(n: int, *, threads: int = 8, work: Path, token_check: bool 
             install_chart(_helm(ensure_helm(), helm_env(plane.env(), helm_home)), admin)
             hm.install(admin, binary)
             admin_url = str(hydra.extra["admin_url"])
-            common = {"plane": plane, "admin_url": admin_url, "token_endpoint": hydra.token_endpoint,
-                      "threads": threads, "token_check": token_check}
+
+            def run(contender: Contender) -> dict[str, Any]:
+                return measure(contender, n, plane=plane, admin_url=admin_url, token_endpoint=hydra.token_endpoint,
+                               threads=threads, token_check=token_check)
+
             logs = work / f"logs-{n}"
             logs.mkdir()
 
             hm_kubeconfig = plane.service_account_kubeconfig(hm.NAMESPACE, hm.SERVICE_ACCOUNT, work / f"hm-{n}")
             hm_proc, contender = _hydra_maester(admin, binary, hm_kubeconfig, admin_url, logs, "bench-hydra-maester")
             try:
-                results["hydra-maester"] = measure(contender, n, **common)
+                results["hydra-maester"] = run(contender)
             finally:
                 hm_proc.stop()  # before clientreg starts: the two never compete for the CPU
 
@@ -291,7 +296,7 @@ def run_side_by_side(n: int, *, threads: int = 8, work: Path, token_check: bool 
             cr_proc, contender = _clientreg(admin, cr_kubeconfig, hydra.registration_endpoint, hydra.issuer, logs,
                                             "bench-clientreg")
             try:
-                results["clientreg"] = measure(contender, n, **common)
+                results["clientreg"] = run(contender)
             finally:
                 cr_proc.stop()
         finally:
@@ -334,7 +339,7 @@ def table(results: dict[str, Any]) -> str:
     lines += [f"| {label} | {theirs[key]:g} | {ours[key]:g} | {ratio[key]} |" for label, key in rows]
 
     def plane_cpu(figures: dict[str, Any]) -> float:
-        return round(sum(v for k, v in figures["control_plane_cpu_ms_per_client"].items()
+        return round(sum(float(v) for k, v in figures["control_plane_cpu_ms_per_client"].items()
                          if k in ("kube-apiserver", "etcd")), 1)
 
     theirs_cpu, ours_cpu = plane_cpu(theirs), plane_cpu(ours)

@@ -134,19 +134,19 @@ def install(admin: ApiClient, binary: Path) -> None:
     role["metadata"] = {"name": "hydra-maester-manager-role"}
     rbac = client.RbacAuthorizationV1Api(admin)
     rbac.create_cluster_role(role)
-    rbac.create_cluster_role_binding({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": "hydra-maester-manager-rolebinding"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]},
-        "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}]})
+    rbac.create_cluster_role_binding(client.V1ClusterRoleBinding(
+        metadata=client.V1ObjectMeta(name="hydra-maester-manager-rolebinding"),
+        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole",
+                                  name=role["metadata"]["name"]),
+        subjects=[client.RbacV1Subject(kind="ServiceAccount", name=SERVICE_ACCOUNT, namespace=NAMESPACE)]))
     core = client.CoreV1Api(admin)
-    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    core.create_namespaced_service_account(NAMESPACE, {"apiVersion": "v1", "kind": "ServiceAccount",
-                                                       "metadata": {"name": SERVICE_ACCOUNT}})
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
+    core.create_namespaced_service_account(NAMESPACE, client.V1ServiceAccount(
+        metadata=client.V1ObjectMeta(name=SERVICE_ACCOUNT)))
     deadline = time.monotonic() + 60
     while True:
-        conditions = {c.type: c.status for c in ext.read_custom_resource_definition(crd["metadata"]["name"])
-                      .status.conditions or []}
+        status = ext.read_custom_resource_definition(crd["metadata"]["name"]).status
+        conditions = {c.type: c.status for c in (status.conditions if status else None) or []}
         if conditions.get("Established") == "True":
             return
         if time.monotonic() > deadline:
