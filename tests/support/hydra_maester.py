@@ -7,9 +7,9 @@ and ``client_secret`` into a Secret. The Go module proxy refuses its module, so 
 its dependencies do come from the proxy. It is built once into the cache, in a folder keyed by a
 digest of its source tree, so another upstream commit rebuilds it.
 
-Cold: about 6 minutes of compiling on 2 cores with a warm module cache. A build that hangs ends
-after ``CLIENTREG_HYDRA_MAESTER_BUILD_TIMEOUT`` seconds (default 1800) with
-:class:`ComponentUnavailable`.
+Cold: about 6 minutes of compiling on 2 idle cores with a warm module cache (8.5 measured on busy
+ones, fetching a few modules). A build that hangs ends after ``CLIENTREG_HYDRA_MAESTER_BUILD_TIMEOUT``
+seconds (default 1800) with :class:`ComponentUnavailable`.
 """
 
 from __future__ import annotations
