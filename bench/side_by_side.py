@@ -265,10 +265,16 @@ def _clientreg(admin: Any, kubeconfig: Path, registration_endpoint: str, issuer:
     return proc, Contender("clientreg", SERVICE_ACCOUNT_USER, proc.proc.pid, proc.rss_bytes, create, progress, pairs)
 
 
-def run_side_by_side(n: int, *, threads: int = 8, work: Path, token_check: bool = True) -> dict[str, Any]:
-    """Both controllers at N, one after the other on one control plane and one Hydra: the figures of each."""
+def run_side_by_side(n: int, *, threads: int = 8, work: Path, token_check: bool = True,
+                     clientreg_first: bool = False) -> dict[str, Any]:
+    """Both controllers at N, one after the other on one control plane and one Hydra: the figures of each.
+
+    hydra-maester goes first unless ``clientreg_first``: the second one finds N more objects in etcd and N
+    more clients in Hydra.
+    """
     binary = hm.ensure_hydra_maester()
-    results: dict[str, Any] = {"clients": n, "creator_threads": threads}
+    order = ["clientreg", "hydra-maester"] if clientreg_first else ["hydra-maester", "clientreg"]
+    results: dict[str, Any] = {"clients": n, "creator_threads": threads, "order": order}
     with running_hydra() as hydra, ReadAuditingPlane() as plane:
         admin = plane.api_client()
         try:
@@ -285,20 +291,26 @@ def run_side_by_side(n: int, *, threads: int = 8, work: Path, token_check: bool 
             logs = work / f"logs-{n}"
             logs.mkdir()
 
-            hm_kubeconfig = plane.service_account_kubeconfig(hm.NAMESPACE, hm.SERVICE_ACCOUNT, work / f"hm-{n}")
-            hm_proc, contender = _hydra_maester(admin, binary, hm_kubeconfig, admin_url, logs, "bench-hydra-maester")
-            try:
-                results["hydra-maester"] = run(contender)
-            finally:
-                hm_proc.stop()  # before clientreg starts: the two never compete for the CPU
+            def hydra_maester_phase() -> None:
+                kubeconfig = plane.service_account_kubeconfig(hm.NAMESPACE, hm.SERVICE_ACCOUNT, work / f"hm-{n}")
+                proc, contender = _hydra_maester(admin, binary, kubeconfig, admin_url, logs, "bench-hydra-maester")
+                try:
+                    results["hydra-maester"] = run(contender)
+                finally:
+                    proc.stop()  # before the other one starts: the two never compete for the CPU
 
-            cr_kubeconfig = plane.service_account_kubeconfig(OPERATOR_NAMESPACE, SERVICE_ACCOUNT, work / f"cr-{n}")
-            cr_proc, contender = _clientreg(admin, cr_kubeconfig, hydra.registration_endpoint, hydra.issuer, logs,
-                                            "bench-clientreg")
-            try:
-                results["clientreg"] = run(contender)
-            finally:
-                cr_proc.stop()
+            def clientreg_phase() -> None:
+                kubeconfig = plane.service_account_kubeconfig(OPERATOR_NAMESPACE, SERVICE_ACCOUNT, work / f"cr-{n}")
+                proc, contender = _clientreg(admin, kubeconfig, hydra.registration_endpoint, hydra.issuer, logs,
+                                             "bench-clientreg")
+                try:
+                    results["clientreg"] = run(contender)
+                finally:
+                    proc.stop()
+
+            phases = [hydra_maester_phase, clientreg_phase]
+            for phase in reversed(phases) if clientreg_first else phases:
+                phase()
         finally:
             admin.close()
     results["ratios_clientreg_to_hydra_maester"] = ratios(results["clientreg"], results["hydra-maester"])
@@ -334,7 +346,8 @@ def table(results: dict[str, Any]) -> str:
         ("RSS at all-Ready (MiB)", "rss_mib_at_all_ready"),
         ("RSS peak (MiB)", "rss_mib_peak"),
     ]
-    lines = [f"N = {results['clients']} ({results['creator_threads']} creator threads)", "",
+    lines = [f"N = {results['clients']} ({results['creator_threads']} creator threads; "
+             f"{' first, then '.join(results['order'])})", "",
              "| | hydra-maester | clientreg | clientreg / hydra-maester |", "|---|---|---|---|"]
     lines += [f"| {label} | {theirs[key]:g} | {ours[key]:g} | {ratio[key]} |" for label, key in rows]
 
@@ -354,6 +367,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("clients", nargs="*", type=int, default=[100, 1000])
     parser.add_argument("--threads", type=int, default=8, help="threads creating the resources")
+    parser.add_argument("--clientreg-first", action="store_true",
+                        help="run clientreg before hydra-maester (default: after), to see what the order costs")
     parser.add_argument("--skip-token-check", action="store_true",
                         help="do not request a token with every Secret's credentials (saves 2 requests per client)")
     args = parser.parse_args()
@@ -361,7 +376,8 @@ def main() -> None:
         for n in args.clients:
             work = Path(tmp) / f"n{n}"
             work.mkdir()
-            results = run_side_by_side(n, threads=args.threads, work=work, token_check=not args.skip_token_check)
+            results = run_side_by_side(n, threads=args.threads, work=work, token_check=not args.skip_token_check,
+                                       clientreg_first=args.clientreg_first)
             print(table(results), flush=True)
             print(json.dumps(results), flush=True)
 
