@@ -31,6 +31,8 @@ from clientreg.spec import (
     ServerRef,
 )
 
+from . import argnames
+
 # The engine's marker for a value not known before `up` (pulumi.runtime.rpc.UNKNOWN). Spelled out so
 # that this module imports without the Pulumi SDK (the unit tests and the core do not need it).
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -73,23 +75,13 @@ _WIRE_OF_ARG: dict[str, str] = {
 _ARG_OF_WIRE: dict[str, str] = {wire: name for name, wire in _WIRE_OF_ARG.items()}
 
 # The core's messages name fields as YAML writes them (redirectUris); Pulumi users write redirect_uris.
-_CAMEL_NAMES: dict[str, str] = {
-    field.alias: name
-    for model in (OAuthClientSpec, AuthorizationServerSpec, Rotation, KeyPair)
-    for name, field in model.model_fields.items()
-    if field.alias and field.alias != name
-}
-_CAMEL_NAMES.update({f"spec.{c}": _CAMEL_NAMES[c] for c in (
-    "redirectUris", "postLogoutRedirectUris", "initiateLoginUri", "additionalMetadata", "allowedRedirectHosts",
-    "allowedRedirectSchemes")})
-# Whole words outside URLs and paths: a field name in a redirect URI must stay as the user wrote it.
-_CAMEL_RE = re.compile(r"(?<![\w/.])(" + "|".join(sorted(map(re.escape, _CAMEL_NAMES), key=len, reverse=True))
-                       + r")(?![\w/])")
+_CAMEL_NAMES: dict[str, str] = argnames.CORE_NAMES
+_CAMEL_RE = argnames.CORE_NAME_RE
 
 
 def in_pulumi_words(message: str) -> str:
-    """Rewrite the core's camelCase field names into the resource's argument names."""
-    return _CAMEL_RE.sub(lambda m: _CAMEL_NAMES[m.group(1)], message)
+    """Rewrite the core's field names (``redirectUris``, ``spec.caBundle``) into the resource's argument names."""
+    return argnames.in_words(message)
 
 
 def wire_name(arg: str) -> str | None:

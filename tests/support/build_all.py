@@ -26,6 +26,8 @@ COMPONENTS: dict[str, tuple[str, str]] = {
     "kube": ("support.kube", "ensure_kube_assets"),
     # The CLI, the Python shims and the Python language host (support.pulumi_python_host).
     "pulumi": ("support.pulumi_engine", "ensure_pulumi"),
+    # The YAML and Node.js language hosts, for `pulumi up` in a project folder (support.pulumi_hosts).
+    "pulumi-hosts": ("support.pulumi_hosts", "ensure_hosts"),
     "hydra": ("support.hydra", "ensure_hydra"),
     # From the source in /work/shared/peers (CLIENTREG_HYDRA_MAESTER_SRC): bench/side_by_side.py's other column.
     "hydra-maester": ("support.hydra_maester", "ensure_hydra_maester"),

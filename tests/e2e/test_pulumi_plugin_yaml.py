@@ -1,0 +1,163 @@
+"""The clientreg provider plugin driven by the real engine from a Pulumi YAML project, as users run it.
+
+``examples/pulumi-yaml`` is copied into a folder and run with the Pulumi CLI 3.274.1, the YAML language host
+and ``pulumi-resource-clientreg`` on PATH, a local file backend and a passphrase: up → refresh after drift at
+the AS → up (heals) → rotate → ``pulumi import`` of a client registered elsewhere → destroy, against the dev
+AS. The state file must hold no plaintext secret at any point.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from support.cache import unavailable
+from support.pulumi_hosts import HostUnavailable, ensure_yaml_host, project_env, pulumi
+
+from clientreg import rfc7591, rfc7592
+from clientreg.devserver import DevServer, DevServerSettings
+from clientreg.http import HttpClient
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pulumi-yaml"
+RESOURCE = "clientreg:index:OAuthClient"
+SIG = "4dabf18193072939515e22adb298388d"
+
+
+@pytest.fixture(scope="module")
+def yaml_host(pulumi_bin: Path) -> Path:
+    try:
+        return ensure_yaml_host()
+    except HostUnavailable as exc:
+        unavailable("the Pulumi YAML language host", str(exc))
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[HttpClient]:
+    client = HttpClient()
+    yield client
+    client.close()
+
+
+def outputs(folder: Path, env: dict[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(pulumi(folder, env, "stack", "output", "--json", "--show-secrets").stdout)
+    return result
+
+
+def clients(folder: Path, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The OAuthClient resources of `pulumi stack export` (secrets as stored), by resource name."""
+    deployment = json.loads(pulumi(folder, env, "stack", "export").stdout)["deployment"]
+    return {r["urn"].rsplit("::", 1)[1]: r for r in deployment.get("resources", []) if r["type"] == RESOURCE}
+
+
+def revealed(value: Any) -> Any:
+    """A secret of `stack export --show-secrets`: {sig: …, "plaintext": "<JSON text>"}."""
+    return json.loads(value["plaintext"]) if isinstance(value, dict) and "plaintext" in value else value
+
+
+def state_text(state_dir: Path) -> str:
+    # History and backups count: a plaintext secret in any of them is a leak.
+    return "\n".join(p.read_text(errors="replace") for p in (state_dir / "backend").rglob("*") if p.is_file())
+
+
+def at_dev(server: DevServer) -> set[str]:
+    return set(httpx.get(f"{server.dev_url}/clients", timeout=10).json())
+
+
+def test_yaml_program_lifecycle_through_the_plugin(yaml_host: Path, tmp_path: Path, http: HttpClient) -> None:
+    iat = secrets.token_urlsafe(18)
+    folder = tmp_path / "project"
+    shutil.copytree(EXAMPLE, folder)
+    env = project_env(tmp_path, yaml_host)
+    with DevServer(DevServerSettings(initial_access_token=iat, rotate_registration_access_token=False)) as server:
+        pulumi(folder, env, "stack", "init", "dev")
+        pulumi(folder, env, "config", "set", "clientreg:issuer", server.issuer)
+        pulumi(folder, env, "config", "set", "--secret", "--", "clientreg:initialAccessToken", iat)
+
+        # --- up: two clients, the provider's defaults, secrets secret
+        pulumi(folder, env, "up", "--yes")
+        out = outputs(folder, env)
+        web_id, worker_id = out["webClientId"], out["workerClientId"]
+        assert {web_id, worker_id} <= at_dev(server)
+        assert out["webStatus"] == "InSync" and out["webRegisteredName"] == "Web"  # getClient, through RFC 7592
+        state = clients(folder, env)
+        for secret_output in ("clientSecret", "registrationAccessToken", "record"):
+            assert SIG in state["web"]["outputs"][secret_output]
+        assert SIG in state["web"]["inputs"]["initialAccessToken"]  # the provider default, kept encrypted
+        web_out = json.loads(pulumi(folder, env, "stack", "export", "--show-secrets").stdout)
+        web_state = next(r for r in web_out["deployment"]["resources"] if r["urn"].endswith("::web"))["outputs"]
+        uri, rat = web_state["registrationClientUri"], SecretStr(revealed(web_state["registrationAccessToken"]))
+        seen = [iat, out["webClientSecret"], out["workerClientSecret"], rat.get_secret_value()]
+
+        # --- drift at the AS: refresh shows it property by property, up puts it back
+        current = rfc7592.read(http, uri, rat).metadata
+        rfc7592.update(http, uri, rat, web_id, {**current, "client_name": "Renamed at the AS"})
+        pulumi(folder, env, "refresh", "--yes")
+        web = clients(folder, env)["web"]["outputs"]
+        assert web["status"] == "DriftAtServer" and web["clientName"] == "Renamed at the AS"
+        preview = pulumi(folder, env, "preview", "--diff").stdout
+        assert "clientName" in preview and "Renamed at the AS" in preview, preview
+        pulumi(folder, env, "up", "--yes")
+        assert rfc7592.read(http, uri, rat).metadata["client_name"] == "Web"
+        assert outputs(folder, env)["webStatus"] == "InSync"
+
+        # --- rotation: a new trigger registers a successor and keeps the old client for its grace period
+        pulumi(folder, env, "config", "set", "rotation", "2")
+        pulumi(folder, env, "up", "--yes")
+        rotated = outputs(folder, env)
+        assert rotated["workerClientId"] != worker_id and rotated["workerRetiringClientIds"] == [worker_id]
+        assert {worker_id, rotated["workerClientId"]} <= at_dev(server)
+        seen.append(rotated["workerClientSecret"])
+
+        # --- pulumi import of a client registered elsewhere, its registration access token a secret
+        elsewhere = rfc7591.register(http, server.registration_endpoint,
+                                     {"client_name": "Legacy batch", "grant_types": ["client_credentials"],
+                                      "response_types": []}, initial_access_token=SecretStr(iat))
+        assert elsewhere.registration_access_token is not None and elsewhere.registration_client_uri
+        legacy_rat = elsewhere.registration_access_token.get_secret_value()
+        without_token = pulumi(folder, env, "import", RESOURCE, "legacy", elsewhere.client_id, "--yes",
+                               "--generate-code=false", check=False)
+        assert without_token.returncode != 0
+        said = without_token.stdout + without_token.stderr
+        assert "registration access token" in said and "CLIENTREG_IMPORT_REGISTRATION_ACCESS_TOKEN" in said
+        assert "Traceback" not in said
+        # The token reaches the plugin through the environment of this one command, stored nowhere else.
+        importing = {**env, "CLIENTREG_IMPORT_REGISTRATION_ACCESS_TOKEN": legacy_rat,
+                     "CLIENTREG_IMPORT_REGISTRATION_CLIENT_URI": elsewhere.registration_client_uri}
+        pulumi(folder, importing, "import", RESOURCE, "legacy", elsewhere.client_id, "--yes", "--generate-code=false",
+               "--protect=false")
+        legacy = clients(folder, env)["legacy"]
+        assert legacy["id"] == elsewhere.client_id
+        assert legacy["inputs"]["clientName"] == "Legacy batch" and SIG in legacy["outputs"]["registrationAccessToken"]
+        seen.append(legacy_rat)
+
+        assert not [s for s in seen if s in state_text(tmp_path)], "a secret is in the state in plaintext"
+
+        # --- destroy: every client of the stack leaves the AS, the retiring one and the imported one too
+        pulumi(folder, env, "destroy", "--yes")
+        assert not {web_id, worker_id, rotated["workerClientId"], elsewhere.client_id} & at_dev(server)
+        assert not [s for s in seen if s in state_text(tmp_path)]
+
+
+def test_yaml_program_errors_name_the_argument(yaml_host: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "Pulumi.yaml").write_text(
+        "name: clientreg-bad\nruntime: yaml\nresources:\n  bad:\n    type: clientreg:index:OAuthClient\n"
+        "    properties:\n      issuer: ftp://auth.example.com\n      redirectUris: [not a url]\n"
+        "      tokenEndpointAuthMethod: private_key_jwt\n")
+    env = project_env(tmp_path, yaml_host)
+    pulumi(folder, env, "stack", "init", "dev")
+    result = pulumi(folder, env, "preview", check=False)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "issuer" in said and "redirectUris" in said, said
+    assert "spec." not in said and "redirect_uris" not in said and "Traceback" not in said, said

@@ -1,0 +1,155 @@
+"""Language hosts for running Pulumi programs from a project folder (`pulumi up`), as users do.
+
+The Pulumi CLI (:mod:`support.pulumi_engine`) runs a ``Pulumi.yaml`` program through a language host
+plugin found on ``PATH``:
+
+- ``pulumi-language-yaml``: Pulumi YAML's host, an ordinary Go module served by the proxy.
+- ``pulumi-language-nodejs``: the Node.js host. Its Go module is refused by the proxy, so it is built
+  from the source kept in ``../shared/peers/pulumi-language-hosts/nodejs`` (copied out first: shared/ is
+  read-only in CI). It needs ``@pulumi/pulumi`` and ``typescript`` from npm in the program's folder.
+
+Each host is built once into its own cache folder; :func:`hosts_bin` returns the folders to put on PATH.
+
+    cd tests && python -m support.pulumi_hosts build
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from support.cache import build_lock, component_dir, go_env, is_complete, mark_complete
+from support.pulumi_engine import pulumi_env
+
+#: ``pulumi-resource-clientreg`` (the plugin's launcher) lives here in the repository.
+PLUGIN_DIR = Path(__file__).resolve().parents[2] / "scripts"
+_REPO = Path(__file__).resolve().parents[2]
+
+YAML_MODULE = "github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml"
+YAML_VERSION = "1.25.0"
+#: The Node.js host's go.mod pins pkg/v3 and sdk/v3 at this version (see ../shared/peers/README.md).
+NODEJS_HOST_VERSION = "3.260.0"
+#: What a TypeScript program needs from npm, installed once into the cache and linked into program folders.
+NODE_PACKAGES = {"@pulumi/pulumi": "3.260.0", "typescript": "5.9.3", "@types/node": "22.20.7"}
+
+
+class HostUnavailable(RuntimeError):
+    """A language host cannot be built here (no Go, no node, or the peer source is missing)."""
+
+
+def _shared_source(relative: Path) -> Path:
+    """The peer source: ../shared next to the repository, or beside /work/main's parent."""
+    for base in (Path(__file__).resolve().parents[2].parent, Path("/work")):
+        candidate = base / "shared" / "peers" / "pulumi-language-hosts" / relative
+        if candidate.is_dir():
+            return candidate
+    raise HostUnavailable(f"the source of the {relative} language host is not in ../shared/peers")
+
+
+def ensure_yaml_host() -> Path:
+    """Build ``pulumi-language-yaml`` (once); return the folder holding it."""
+    folder = component_dir("pulumi-language-yaml", YAML_VERSION)
+    if is_complete(folder):
+        return folder / "bin"
+    if shutil.which("go") is None:
+        raise HostUnavailable("building pulumi-language-yaml needs the Go toolchain (go not on PATH)")
+    with build_lock(folder):
+        if not is_complete(folder):
+            (folder / "bin").mkdir(parents=True, exist_ok=True)
+            env = {**go_env(), "GOBIN": str(folder / "bin")}
+            with open(folder / "build.log", "w") as log:
+                subprocess.run(["go", "install", f"{YAML_MODULE}@v{YAML_VERSION}"], cwd=folder, env=env,
+                               check=True, stdout=log, stderr=log)
+            mark_complete(folder)
+    return folder / "bin"
+
+
+def ensure_nodejs_host() -> Path:
+    """Build ``pulumi-language-nodejs`` (once) from the peer source; return the folder holding it."""
+    folder = component_dir("pulumi-language-nodejs", NODEJS_HOST_VERSION)
+    if is_complete(folder):
+        return folder / "bin"
+    if shutil.which("go") is None:
+        raise HostUnavailable("building pulumi-language-nodejs needs the Go toolchain (go not on PATH)")
+    source = _shared_source(Path("nodejs"))
+    with build_lock(folder):
+        if not is_complete(folder):
+            src = folder / "src"
+            if src.exists():
+                shutil.rmtree(src)
+            shutil.copytree(source, src)
+            (folder / "bin").mkdir(parents=True, exist_ok=True)
+            with open(folder / "build.log", "w") as log:
+                subprocess.run(["go", "build", "-o", str(folder / "bin" / "pulumi-language-nodejs"), "."],
+                               cwd=src, env=go_env(), check=True, stdout=log, stderr=log)
+            mark_complete(folder)
+    return folder / "bin"
+
+
+def ensure_node_modules() -> Path:
+    """``@pulumi/pulumi`` and ``typescript`` installed once; return the ``node_modules`` folder to link."""
+    key = "-".join(f"{n.replace('/', '_').lstrip('@')}{v}" for n, v in NODE_PACKAGES.items())
+    folder = component_dir("pulumi-node-modules", key[:60])
+    if is_complete(folder):
+        return folder / "node_modules"
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        raise HostUnavailable("node and npm are required for TypeScript programs (not on PATH)")
+    with build_lock(folder):
+        if not is_complete(folder):
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "package.json").write_text(
+                '{"name": "clientreg-pulumi-node", "private": true, "dependencies": {'
+                + ", ".join(f'"{n}": "{v}"' for n, v in NODE_PACKAGES.items()) + "}}\n")
+            with open(folder / "install.log", "w") as log:
+                subprocess.run([npm, "install", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=folder,
+                               check=True, stdout=log, stderr=log)
+            mark_complete(folder)
+    return folder / "node_modules"
+
+
+def ensure_hosts() -> list[Path]:
+    """The YAML and Node.js hosts (the folders to put on PATH, next to the pulumi binary's)."""
+    return [ensure_yaml_host(), ensure_nodejs_host()]
+
+
+def project_env(state_dir: Path, *host_bins: Path) -> dict[str, str]:
+    """The environment a user's shell has for `pulumi up` in a project folder: the CLI, the language
+    hosts and the clientreg plugin on PATH, a local file backend, a passphrase, no Pulumi Cloud."""
+    env = {**os.environ, **pulumi_env(state_dir)}
+    # The plugin runs with the interpreter that has clientreg and pulumi (PULUMI_PYTHON_CMD) and imports
+    # this checkout's code, as a clone with `pip install .` would.
+    env["PYTHONPATH"] = os.pathsep.join([str(_REPO), str(_REPO / "provider"), env.get("PYTHONPATH", "")])
+    env["PATH"] = os.pathsep.join([str(PLUGIN_DIR), *map(str, host_bins), env["PATH"]])
+    return env
+
+
+def pulumi(folder: Path, env: dict[str, str], *argv: str, check: bool = True,
+           timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the pulumi CLI in a project folder, as a user types it."""
+    result = subprocess.run(["pulumi", *argv], cwd=folder, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"pulumi {' '.join(argv)} failed ({result.returncode}):\n{result.stdout[-4000:]}"
+                             f"\n{result.stderr[-4000:]}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["build"]:
+        print("usage: python -m support.pulumi_hosts build", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    for ensure in (ensure_yaml_host, ensure_nodejs_host, ensure_node_modules):
+        print(ensure(), flush=True)
+    print(f"pulumi language hosts ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
