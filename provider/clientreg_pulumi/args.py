@@ -24,9 +24,7 @@ from clientreg.redirects import POLICY_FIELDS, check_redirects
 from clientreg.spec import (
     WIRE_NAMES,
     AuthorizationServerSpec,
-    KeyPair,
     OAuthClientSpec,
-    Rotation,
     SecretTemplate,
     ServerRef,
 )

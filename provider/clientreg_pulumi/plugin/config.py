@@ -40,12 +40,12 @@ class ProviderConfig:
 
 
 def parse(raw: Mapping[str, Any]) -> ProviderConfig:
-    """Configuration from ``Configure``/``CheckConfig``: keys ``issuer`` or ``clientreg:issuer``, values
+    """Configuration from ``Configure``/``CheckConfig``: keys ``issuer`` or ``clientreg:config:issuer``, values
     typed or (as `pulumi config set` stores them) strings holding JSON for lists and numbers."""
     kinds = config_variables()
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        name = snake(key.split(":", 1)[-1])
+        name = snake(key.rsplit(":", 1)[-1])  # issuer, clientreg:issuer or clientreg:config:issuer
         if name not in kinds or value is None or value == "":
             continue
         values[name] = _typed(kinds[name].get("type"), value)

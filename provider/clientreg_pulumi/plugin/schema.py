@@ -12,6 +12,7 @@ Python; ``tests/unit/test_pulumi_plugin_schema.py`` fails when it is out of date
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import types
 import typing
@@ -21,7 +22,6 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from clientreg import __version__
 from clientreg.spec import AuthorizationServerSpec, KeyPair, OAuthClientSpec, Rotation, SecretTemplate
 
 from .. import args
@@ -34,6 +34,8 @@ GET_CLIENT = f"{PACKAGE}:index:getClient"
 KUBERNETES_SECRET_TYPE = f"{PACKAGE}:index:KubernetesSecret"
 KEY_PAIR_TYPE = f"{PACKAGE}:index:KeyPair"
 SCHEMA_FILE = Path(__file__).with_name("schema.json")
+#: The package's version is clientreg's: the plugin ships inside it.
+VERSION = importlib.metadata.version("clientreg")
 
 #: Inputs that are credentials: secret in the schema, so every SDK marks them secret in state.
 SECRET_INPUTS = frozenset(args.SECRET_ARGS)
@@ -199,12 +201,13 @@ def config_variables() -> dict[str, dict[str, Any]]:
 
 def schema() -> dict[str, Any]:
     client_outputs = outputs()
-    get_client_inputs = {"registration_client_uri": {"type": "string", "description": "The client's "
-                                                     "registration_client_uri (RFC 7592)."},
-                         "registration_access_token": {"type": "string", "secret": True, "description":
-                                                       "The client's registration access token (RFC 7592)."},
-                         "ca_bundle": client_outputs["ca_bundle"]}
-    get_client_outputs = {"client_id": {"type": "string"},
+    get_client_inputs: dict[str, dict[str, Any]] = {
+        "registration_client_uri": {"type": "string", "description": "The client's registration_client_uri "
+                                    "(RFC 7592)."},
+        "registration_access_token": {"type": "string", "secret": True, "description": "The client's "
+                                      "registration access token (RFC 7592)."},
+        "ca_bundle": client_outputs["ca_bundle"]}
+    get_client_outputs: dict[str, dict[str, Any]] = {"client_id": {"type": "string"},
                           "client_secret": {"type": "string", "secret": True},
                           "client_secret_expires_at": {"type": "integer"},
                           "registration_client_uri": {"type": "string"},
@@ -213,7 +216,7 @@ def schema() -> dict[str, Any]:
     return {
         "name": PACKAGE,
         "displayName": "clientreg",
-        "version": __version__,
+        "version": VERSION,
         "description": "OAuth clients registered and kept in shape through Dynamic Client Registration "
                        "(RFC 7591/7592).",
         "keywords": ["oauth", "openid-connect", "dynamic-client-registration", "category/security"],

@@ -20,7 +20,7 @@ from pulumi.runtime import settings
 from pulumi.runtime.proto import engine_pb2_grpc, plugin_pb2, provider_pb2, provider_pb2_grpc
 from pydantic import SecretStr
 
-from clientreg import __version__, rfc7592
+from clientreg import rfc7592
 from clientreg.errors import ClientregError
 from clientreg.server import ServerConnection
 from clientreg.spec import AuthorizationServerSpec
@@ -29,7 +29,7 @@ from ..argnames import props_in
 from ..lifecycle import ADDRESS_POLICY, OAuthClientError
 from . import operations, wire
 from .config import ProviderConfig, parse, problems
-from .schema import GET_CLIENT, RESOURCE, render
+from .schema import GET_CLIENT, RESOURCE, VERSION, render
 
 T = TypeVar("T")
 _DIFF_KIND = {False: provider_pb2.PropertyDiff.UPDATE, True: provider_pb2.PropertyDiff.UPDATE_REPLACE}
@@ -52,7 +52,7 @@ class _ResourceLog:
     def __init__(self, engine: Any, urn: str) -> None:
         self._engine, self._urn = engine, urn
 
-    def Log(self, request: Any) -> Any:  # noqa: N802 - the engine stub's method name
+    def Log(self, request: Any) -> Any:
         if not request.urn:
             request.urn = self._urn
         return self._engine.Log(request)
@@ -85,7 +85,7 @@ class ClientregProvider(provider_pb2_grpc.ResourceProviderServicer):
         return provider_pb2.ProviderHandshakeResponse(accept_secrets=True, accept_resources=True)
 
     def GetPluginInfo(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return plugin_pb2.PluginInfo(version=__version__)
+        return plugin_pb2.PluginInfo(version=VERSION)
 
     def GetSchema(self, request: Any, context: grpc.ServicerContext) -> Any:
         return provider_pb2.GetSchemaResponse(schema=render())
