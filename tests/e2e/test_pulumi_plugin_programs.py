@@ -1,9 +1,10 @@
-"""The clientreg provider plugin driven by the real engine from a Pulumi YAML project, as users run it.
+"""The clientreg provider plugin driven by the real engine from project folders, as users run programs.
 
-``examples/pulumi-yaml`` is copied into a folder and run with the Pulumi CLI 3.274.1, the YAML language host
-and ``pulumi-resource-clientreg`` on PATH, a local file backend and a passphrase: up → refresh after drift at
-the AS → up (heals) → rotate → ``pulumi import`` of a client registered elsewhere → destroy, against the dev
-AS. The state file must hold no plaintext secret at any point.
+Each example (``examples/pulumi-yaml``, ``examples/pulumi-typescript`` with the generated Node.js SDK) is
+copied into a folder and run with the Pulumi CLI 3.274.1, its language host and ``pulumi-resource-clientreg``
+on PATH, a local file backend and a passphrase: up → refresh after drift at the AS → up (heals) → rotate →
+``pulumi import`` of a client registered elsewhere → destroy, against the dev AS. The state file must hold no
+plaintext secret at any point. The examples declare the same clients and outputs, so one scenario runs both.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from support.cache import unavailable
-from support.pulumi_hosts import HostUnavailable, ensure_yaml_host, project_env, pulumi
+from support.pulumi_hosts import (
+    HostUnavailable,
+    ensure_node_modules,
+    ensure_nodejs_host,
+    ensure_yaml_host,
+    project_env,
+    pulumi,
+)
+from support.pulumi_sdks import SdkUnavailable, build_sdks
 
 from clientreg import rfc7591, rfc7592
 from clientreg.devserver import DevServer, DevServerSettings
@@ -27,7 +36,7 @@ from clientreg.http import HttpClient
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pulumi-yaml"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RESOURCE = "clientreg:index:OAuthClient"
 SIG = "4dabf18193072939515e22adb298388d"
 
@@ -38,6 +47,35 @@ def yaml_host(pulumi_bin: Path) -> Path:
         return ensure_yaml_host()
     except HostUnavailable as exc:
         unavailable("the Pulumi YAML language host", str(exc))
+
+
+@pytest.fixture(scope="module")
+def nodejs_sdk(pulumi_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Node.js SDK generated from schema.json and compiled, as scripts/build-pulumi-sdks makes it."""
+    try:
+        return build_sdks(tmp_path_factory.mktemp("sdk"), ("nodejs",)) / "nodejs" / "bin"
+    except (HostUnavailable, SdkUnavailable) as exc:
+        unavailable("the Node.js SDK", str(exc))
+
+
+@pytest.fixture(params=["yaml", "typescript"])
+def program(request: pytest.FixtureRequest, tmp_path: Path, pulumi_bin: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the language's example in a project folder, and the environment to run pulumi in there."""
+    folder = tmp_path / "project"
+    shutil.copytree(EXAMPLES / f"pulumi-{request.param}", folder)
+    try:
+        if request.param == "yaml":
+            return folder, project_env(tmp_path, ensure_yaml_host())
+        sdk = request.getfixturevalue("nodejs_sdk")
+        modules = ensure_node_modules()
+        # What `npm install` would lay out: @pulumi/pulumi and typescript from npm, the SDK from its folder.
+        (folder / "node_modules" / "@clientreg").mkdir(parents=True)
+        for name in ("@pulumi", "@types", "typescript"):
+            (folder / "node_modules" / name).symlink_to(modules / name, target_is_directory=True)
+        (folder / "node_modules" / "@clientreg" / "pulumi").symlink_to(sdk, target_is_directory=True)
+        return folder, project_env(tmp_path, ensure_nodejs_host())
+    except HostUnavailable as exc:
+        unavailable(f"the Pulumi {request.param} language host", str(exc))
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +110,10 @@ def at_dev(server: DevServer) -> set[str]:
     return set(httpx.get(f"{server.dev_url}/clients", timeout=10).json())
 
 
-def test_yaml_program_lifecycle_through_the_plugin(yaml_host: Path, tmp_path: Path, http: HttpClient) -> None:
+def test_program_lifecycle_through_the_plugin(program: tuple[Path, dict[str, str]], tmp_path: Path,
+                                              http: HttpClient) -> None:
     iat = secrets.token_urlsafe(18)
-    folder = tmp_path / "project"
-    shutil.copytree(EXAMPLE, folder)
-    env = project_env(tmp_path, yaml_host)
+    folder, env = program
     with DevServer(DevServerSettings(initial_access_token=iat, rotate_registration_access_token=False)) as server:
         pulumi(folder, env, "stack", "init", "dev")
         pulumi(folder, env, "config", "set", "clientreg:issuer", server.issuer)
