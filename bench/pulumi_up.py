@@ -1,10 +1,13 @@
-"""How long `pulumi up` takes to register 1, 10 and 100 clients, next to the core doing the same.
+"""How long `pulumi up` takes to register 1, 10 and 100 clients through the provider plugin and through the
+dynamic provider, next to the core doing the same, in one run.
 
-Both run against the in-process dev AS. "core" is the engine's reconcile for each client with one
-shared server connection, one after the other, as `clientreg apply --concurrency 1` does. "pulumi up"
-is the real engine (Automation API, local file backend) with the clientreg dynamic provider; its
-`destroy` is timed too. The difference is Pulumi's own cost: the CLI, the program, the provider
-process, gRPC per resource and the checkpoint written after every step.
+All run against the in-process dev AS. "core" is the engine's reconcile for each client with one shared
+server connection, one after the other, as `clientreg apply --concurrency 1` does. "dynamic" is the real
+engine (Automation API, local file backend) with the clientreg dynamic provider in a Python program.
+"plugin" is `pulumi up` in a project folder of a Pulumi YAML program declaring the clients, with
+`pulumi-resource-clientreg` (one provider process for all of them). Each `destroy` is timed too. The
+difference to the core is Pulumi's own cost: the CLI, the program, the provider process, gRPC per resource
+and the checkpoint written after every step.
 
     python bench/pulumi_up.py [--sizes 1,10,100] [--parallel N]
 """
@@ -12,6 +15,7 @@ process, gRPC per resource and the checkpoint written after every step.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import tempfile
@@ -24,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from clientreg_pulumi import OAuthClient
 from support.pulumi_engine import inline_stack
+from support.pulumi_hosts import ensure_yaml_host, project_env, pulumi
 
 from clientreg.devserver import DevServer, DevServerSettings
 from clientreg.engine import Desired, reconcile
@@ -77,6 +82,32 @@ def time_pulumi(server: DevServer, count: int, state_dir: Path, parallel: int | 
     return up, destroy
 
 
+def yaml_program(server: DevServer, count: int) -> str:
+    """A Pulumi YAML program declaring ``count`` clients (JSON is YAML: no quoting to get wrong)."""
+    resources = {f"client-{index}": {"type": "clientreg:index:OAuthClient", "properties": {
+        "issuer": server.issuer, "initialAccessToken": IAT, "clientName": f"bench client {index}",
+        "redirectUris": [f"https://app{index}.example.com/cb"], "scope": "openid profile"}}
+        for index in range(count)}
+    return json.dumps({"name": "clientreg-bench-plugin", "runtime": "yaml", "resources": resources}, indent=1)
+
+
+def time_plugin(server: DevServer, count: int, state_dir: Path, parallel: int | None) -> tuple[float, float]:
+    folder = state_dir / f"plugin-n{count}"
+    folder.mkdir(parents=True)
+    (folder / "Pulumi.yaml").write_text(yaml_program(server, count))
+    env = project_env(state_dir / "plugin-state", ensure_yaml_host())
+    flags = [f"--parallel={parallel}"] if parallel else []
+    pulumi(folder, env, "stack", "init", f"n{count}")
+    started = time.perf_counter()
+    pulumi(folder, env, "up", "--yes", "--skip-preview", *flags, timeout=1800)
+    up = time.perf_counter() - started
+    started = time.perf_counter()
+    pulumi(folder, env, "destroy", "--yes", "--skip-preview", *flags, timeout=1800)
+    destroy = time.perf_counter() - started
+    pulumi(folder, env, "stack", "rm", "--yes")
+    return up, destroy
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,10,100", help="comma-separated client counts")
@@ -91,11 +122,14 @@ def main() -> int:
         for count in sizes:
             core = time_core(server, count)
             up, destroy = time_pulumi(server, count, Path(tmp), options.parallel)
-            rows.append((count, core, up, destroy))
+            plugin_up, plugin_destroy = time_plugin(server, count, Path(tmp), options.parallel)
+            rows.append((count, core, up, destroy, plugin_up, plugin_destroy))
             print(f"  {count} clients done", file=sys.stderr)
-    print(f"{'clients':>7}  {'core':>9}  {'pulumi up':>10}  {'up/client':>10}  {'pulumi destroy':>14}")
-    for count, core, up, destroy in rows:
-        print(f"{count:>7}  {core:>8.2f}s  {up:>9.2f}s  {up / count:>9.3f}s  {destroy:>13.2f}s")
+    print(f"{'clients':>7}  {'core':>8}  {'dynamic up':>10}  {'plugin up':>10}  {'dynamic/core':>12}  "
+          f"{'plugin/core':>11}  {'plugin/dynamic':>14}  {'dynamic destroy':>15}  {'plugin destroy':>14}")
+    for count, core, up, destroy, plugin_up, plugin_destroy in rows:
+        print(f"{count:>7}  {core:>7.2f}s  {up:>9.2f}s  {plugin_up:>9.2f}s  {up / core:>11.1f}x  "
+              f"{plugin_up / core:>10.1f}x  {plugin_up / up:>13.2f}x  {destroy:>14.2f}s  {plugin_destroy:>13.2f}s")
     return 0
 
 
