@@ -1,7 +1,6 @@
 // OAuth clients from a TypeScript program, through the clientreg provider plugin.
 //
-//   scripts/build-pulumi-sdks                       # once: the SDKs, from schema.json, into sdk/
-//   pulumi package add ../../sdk/nodejs/bin         # or: npm install ../../sdk/nodejs/bin
+//   pulumi package add ../../provider/clientreg_pulumi/plugin/schema.json   # the SDK, into sdks/clientreg
 //   pulumi stack init dev
 //   pulumi config set clientreg:issuer http://127.0.0.1:8080
 //   pulumi config set --secret clientreg:initialAccessToken <token>

@@ -64,6 +64,9 @@ def check(urn: str, news: Mapping[str, Any], config: ProviderConfig) -> tuple[di
     found = [(camel(name), pulumi_words(rule)) for name, rule in args.problems(props)
              if name != args.KUBERNETES_SECRET_OWNER]
     if not any(props.get(name) for name in ("issuer", "registration_endpoint", "client_id_url")):
+        # One failure that also names the provider's configuration, instead of the core's "set issuer or
+        # registrationEndpoint" alone.
+        found = [(p, r) for p, r in found if p not in ("issuer", "registrationEndpoint")]
         found.append(("issuer", "no authorization server: set issuer (or registrationEndpoint) on the resource, "
                       "or `pulumi config set clientreg:issuer <url>` for every client of the stack"))
     return props, found
