@@ -1,6 +1,7 @@
 """The clientreg provider plugin driven by the real engine from project folders, as users run programs.
 
-Each example (``examples/pulumi-yaml``, ``examples/pulumi-typescript`` with the generated Node.js SDK) is
+Each example (``examples/pulumi-yaml``; ``examples/pulumi-typescript`` and ``examples/pulumi-python-plugin``
+with the SDKs generated from schema.json) is
 copied into a folder and run with the Pulumi CLI 3.274.1, its language host and ``pulumi-resource-clientreg``
 on PATH, a local file backend and a passphrase: up → refresh after drift at the AS → up (heals) → rotate →
 ``pulumi import`` of a client registered elsewhere → destroy, against the dev AS. The state file must hold no
@@ -10,8 +11,11 @@ plaintext secret at any point. The examples declare the same clients and outputs
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,14 +62,47 @@ def nodejs_sdk(pulumi_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         unavailable("the Node.js SDK", str(exc))
 
 
-@pytest.fixture(params=["yaml", "typescript"])
+@pytest.fixture(scope="module")
+def python_venv(pulumi_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtualenv with the Python SDK (pulumi_clientreg, generated from schema.json) pip-installed, and
+    this interpreter's packages (pulumi, clientreg's dependencies) visible through a .pth file."""
+    try:
+        sdk = build_sdks(tmp_path_factory.mktemp("sdk"), ("python",)) / "python"
+    except (HostUnavailable, SdkUnavailable) as exc:
+        unavailable("the Python SDK", str(exc))
+    venv = tmp_path_factory.mktemp("venv") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "clientreg-test.pth").write_text("\n".join(p for p in sys.path if p.endswith("site-packages")) + "\n")
+    # Built in isolation (setuptools and wheel from PyPI), as `pip install sdk/python` does for a user.
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps", str(sdk)],
+                   check=True)
+    return venv
+
+
+def python_host(pulumi_bin: Path) -> Path:
+    """The folder holding pulumi-language-python: next to the test CLI (support.pulumi_engine), or on PATH."""
+    found = shutil.which("pulumi-language-python", path=os.pathsep.join([str(pulumi_bin),
+                                                                          os.environ.get("PATH", "")]))
+    if found is None:
+        raise HostUnavailable("pulumi-language-python is neither next to the test CLI nor on PATH")
+    return Path(found).parent
+
+
+@pytest.fixture(params=["yaml", "typescript", "python"])
 def program(request: pytest.FixtureRequest, tmp_path: Path, pulumi_bin: Path) -> tuple[Path, dict[str, str]]:
     """A copy of the language's example in a project folder, and the environment to run pulumi in there."""
     folder = tmp_path / "project"
-    shutil.copytree(EXAMPLES / f"pulumi-{request.param}", folder)
+    example = {"yaml": "pulumi-yaml", "typescript": "pulumi-typescript", "python": "pulumi-python-plugin"}
+    shutil.copytree(EXAMPLES / example[request.param], folder)
     try:
         if request.param == "yaml":
             return folder, project_env(tmp_path, ensure_yaml_host())
+        if request.param == "python":
+            env = project_env(tmp_path, python_host(pulumi_bin))
+            # The virtualenv Pulumi.yaml names: the SDK pip-installed, pulumi beside it.
+            (folder / "venv").symlink_to(request.getfixturevalue("python_venv"), target_is_directory=True)
+            return folder, env
         sdk = request.getfixturevalue("nodejs_sdk")
         modules = ensure_node_modules()
         # What `npm install` would lay out: @pulumi/pulumi and typescript from npm, the SDK from its folder.
