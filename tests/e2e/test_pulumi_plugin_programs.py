@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from support.cache import unavailable
+from support.cache import go_env, unavailable
+from support.pulumi_engine import CLI_VERSION, SDK_MODULE
 from support.pulumi_hosts import (
     HostUnavailable,
     ensure_node_modules,
@@ -235,3 +236,46 @@ def test_yaml_program_errors_name_the_argument(yaml_host: Path, tmp_path: Path) 
     assert result.returncode != 0
     assert "issuer" in said and "redirectUris" in said, said
     assert "spec." not in said and "redirect_uris" not in said and "Traceback" not in said, said
+
+
+GO_PROGRAM = """package main
+
+import (
+\t"example.com/clientreg/sdk/go/clientreg"
+\t"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+func main() {
+\tpulumi.Run(func(ctx *pulumi.Context) error {
+\t\tweb, err := clientreg.NewOAuthClient(ctx, "web", &clientreg.OAuthClientArgs{
+\t\t\tClientName:   pulumi.String("Web"),
+\t\t\tRedirectUris: pulumi.StringArray{pulumi.String("https://app.example.com/cb")},
+\t\t})
+\t\tif err != nil {
+\t\t\treturn err
+\t\t}
+\t\tctx.Export("clientSecret", web.ClientSecret)
+\t\treturn nil
+\t})
+}
+"""
+
+
+def test_go_sdk_builds_into_a_program(pulumi_bin: Path, tmp_path: Path) -> None:
+    """Go programs cannot run here (the Go language host's module is refused by the proxy), so the Go SDK
+    generated from schema.json is compiled into a program that declares a client and exports its secret."""
+    if shutil.which("go") is None:
+        unavailable("the Go SDK", "go not on PATH")
+    try:
+        sdk = build_sdks(tmp_path / "sdk", ("go",)) / "go"
+    except SdkUnavailable as exc:
+        unavailable("the Go SDK", str(exc))
+    (sdk / "go.mod").write_text(f"module example.com/clientreg/sdk/go\n\ngo 1.24\n\n"
+                                f"require {SDK_MODULE} v{CLI_VERSION}\n")
+    program = sdk / "cmd" / "example"
+    program.mkdir(parents=True)
+    (program / "main.go").write_text(GO_PROGRAM)
+    for cmd in (["go", "mod", "tidy"], ["go", "build", "-o", str(tmp_path / "example"), "./cmd/example"]):
+        result = subprocess.run(cmd, cwd=sdk, env=go_env(), capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "example").is_file()

@@ -119,3 +119,20 @@ def test_import_without_the_registration_access_token_says_what_dcr_cannot_do(pr
 def test_get_schema_returns_the_generated_schema(provider: Any) -> None:
     loaded = json.loads(provider.GetSchema(provider_pb2.GetSchemaRequest(version=0)).schema)
     assert "clientreg:index:OAuthClient" in loaded["resources"]
+
+
+def test_preview_sends_no_request_and_shows_the_credentials_as_unknown(provider: Any) -> None:
+    # An issuer nobody listens on: a request would fail the call.
+    news = {"issuer": "https://127.0.0.1:9/", "clientName": "Web", "grantTypes": ["client_credentials"]}
+    created = provider.Create(provider_pb2.CreateRequest(urn=URN, properties=wire.to_struct(news), preview=True))
+    outs = wire.to_python(created.properties)
+    assert created.id == "" and outs["clientName"] == "Web"
+    assert outs["clientId"] == wire.UNKNOWN and outs["clientSecret"] == wire.UNKNOWN
+    olds = {**news, "clientId": "c1", "record": {}, "status": "InSync"}
+    renamed = provider.Update(provider_pb2.UpdateRequest(id="c1", urn=URN, olds=wire.to_struct(olds), preview=True,
+                                                         news=wire.to_struct({**news, "clientName": "Web v2"})))
+    after = wire.to_python(renamed.properties)
+    assert after["clientId"] == "c1" and after["clientName"] == "Web v2"  # an update keeps the client
+    rotating = provider.Update(provider_pb2.UpdateRequest(id="c1", urn=URN, olds=wire.to_struct(olds), preview=True,
+                                                          news=wire.to_struct({**news, "rotationTrigger": "2"})))
+    assert wire.to_python(rotating.properties)["clientId"] == wire.UNKNOWN  # a rotation registers a new one

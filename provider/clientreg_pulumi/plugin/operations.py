@@ -16,17 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import ValidationError
-
 from clientreg import report
 
 from .. import args, lifecycle, refresh
 from ..argnames import camel, snake_to_camel_words
 from ..lifecycle import OAuthClientError
-from ..outputs import outputs, record_of
+from ..outputs import CLIENT_OUTPUTS, outputs, record_of
 from ..provider import OAuthClientProvider, pending_work
-from ..resource import SECRET_OUTPUTS
+from ..resource import COMPUTED_OUTPUTS, SECRET_OUTPUTS
 from .config import ProviderConfig
+from .wire import UNKNOWN
 
 #: What `pulumi import` reads the client's RFC 7592 credentials from (config: clientreg:import*).
 IMPORT_TOKEN_VAR = "CLIENTREG_IMPORT_REGISTRATION_ACCESS_TOKEN"
@@ -172,5 +171,17 @@ def _default_client_uri(client_id: str, config: ProviderConfig) -> str:
     return str(endpoint).rstrip("/") + "/" + quote(client_id, safe="")
 
 
-def validation_message(exc: ValidationError) -> str:
-    return pulumi_words(str(exc.errors()[0]["msg"]))
+def preview_create(props: Mapping[str, Any]) -> dict[str, Any]:
+    """What `preview` shows for a new client: the inputs, every computed output not known yet."""
+    return {**{name: UNKNOWN for name in COMPUTED_OUTPUTS}, **props}
+
+
+def preview_update(olds: Mapping[str, Any], news: Mapping[str, Any]) -> dict[str, Any]:
+    """What `preview` shows for an update: the old outputs under the new inputs; the credentials not known
+    yet when the update registers a new client (a rotation), the status never known before the AS answers."""
+    outs = {**olds, **news, "status": UNKNOWN, "status_message": UNKNOWN}
+    decided = OAuthClientProvider().diff("", dict(olds), dict(news))
+    if not decided.stables:  # the client outputs may change: a rotation is due or asked for
+        outs.update({name: UNKNOWN for name in (*CLIENT_OUTPUTS, "registration_access_token", "record",
+                                                "retiring_client_ids")})
+    return outs

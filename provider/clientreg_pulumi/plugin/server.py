@@ -134,7 +134,8 @@ class ClientregProvider(provider_pb2_grpc.ResourceProviderServicer):
     def Create(self, request: Any, context: grpc.ServicerContext) -> Any:
         props, secret = snake_props(request.properties)
         if request.preview:
-            return provider_pb2.CreateResponse(id="", properties=camel_struct(props, secret))
+            return provider_pb2.CreateResponse(id="", properties=camel_struct(operations.preview_create(props),
+                                                                              secret))
         id_, outs = self._run(context, lambda: operations.create(props), request.urn)
         return provider_pb2.CreateResponse(id=id_, properties=camel_struct(outs, secret))
 
@@ -153,7 +154,7 @@ class ClientregProvider(provider_pb2_grpc.ResourceProviderServicer):
         olds, _ = snake_props(request.olds)
         news, secret = snake_props(request.news)
         if request.preview:
-            return provider_pb2.UpdateResponse(properties=camel_struct({**olds, **news}, secret))
+            return provider_pb2.UpdateResponse(properties=camel_struct(operations.preview_update(olds, news), secret))
         outs = self._run(context, lambda: operations.update(olds, news), request.urn)
         return provider_pb2.UpdateResponse(properties=camel_struct(outs, secret))
 
