@@ -238,6 +238,38 @@ def test_yaml_program_errors_name_the_argument(yaml_host: Path, tmp_path: Path) 
     assert "spec." not in said and "redirect_uris" not in said and "Traceback" not in said, said
 
 
+def test_plugin_folder_runs_through_the_python_language_host(pulumi_bin: Path, nodejs_sdk: Path, tmp_path: Path,
+                                                             http: HttpClient) -> None:
+    """provider/pulumi-plugin (PulumiPlugin.yaml, runtime: python) named in a program's Pulumi.yaml, with no
+    pulumi-resource-clientreg on PATH: the CLI runs the plugin's __main__.py through pulumi-language-python."""
+    try:
+        hosts = (python_host(pulumi_bin), ensure_nodejs_host())
+        modules = ensure_node_modules()
+    except HostUnavailable as exc:
+        unavailable("the Python and Node.js language hosts", str(exc))
+    plugin = tmp_path / "pulumi-plugin"
+    shutil.copytree(EXAMPLES.parent / "provider" / "pulumi-plugin", plugin)
+    (plugin / "venv").symlink_to(Path(sys.prefix), target_is_directory=True)  # its default virtualenv
+    folder = tmp_path / "project"
+    shutil.copytree(EXAMPLES / "pulumi-typescript", folder)
+    with open(folder / "Pulumi.yaml", "a") as project:
+        project.write(f"plugins:\n  providers:\n    - name: clientreg\n      path: {plugin}\n")
+    (folder / "node_modules" / "@clientreg").mkdir(parents=True)
+    for name in ("@pulumi", "@types", "typescript"):
+        (folder / "node_modules" / name).symlink_to(modules / name, target_is_directory=True)
+    (folder / "node_modules" / "@clientreg" / "pulumi").symlink_to(nodejs_sdk, target_is_directory=True)
+    env = project_env(tmp_path, *hosts, plugin_on_path=False)
+    with DevServer(DevServerSettings()) as server:
+        pulumi(folder, env, "stack", "init", "dev")
+        pulumi(folder, env, "config", "set", "clientreg:issuer", server.issuer)
+        pulumi(folder, env, "up", "--yes")
+        out = outputs(folder, env)
+        assert out["webStatus"] == "InSync" and out["webClientId"] in at_dev(server)
+        pulumi(folder, env, "destroy", "--yes")
+        assert out["webClientId"] not in at_dev(server)
+        assert out["webClientSecret"] not in state_text(tmp_path)
+
+
 GO_PROGRAM = """package main
 
 import (

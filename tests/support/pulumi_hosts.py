@@ -117,14 +117,16 @@ def ensure_hosts() -> list[Path]:
     return [ensure_yaml_host(), ensure_nodejs_host()]
 
 
-def project_env(state_dir: Path, *host_bins: Path) -> dict[str, str]:
+def project_env(state_dir: Path, *host_bins: Path, plugin_on_path: bool = True) -> dict[str, str]:
     """The environment a user's shell has for `pulumi up` in a project folder: the CLI, the language
-    hosts and the clientreg plugin on PATH, a local file backend, a passphrase, no Pulumi Cloud."""
+    hosts and (``plugin_on_path``) the clientreg plugin on PATH, a local file backend, a passphrase, no
+    Pulumi Cloud."""
     env = {**os.environ, **pulumi_env(state_dir)}
     # The plugin runs with the interpreter that has clientreg and pulumi (PULUMI_PYTHON_CMD) and imports
     # this checkout's code, as a clone with `pip install .` would.
     env["PYTHONPATH"] = os.pathsep.join([str(_REPO), str(_REPO / "provider"), env.get("PYTHONPATH", "")])
-    env["PATH"] = os.pathsep.join([str(PLUGIN_DIR), *map(str, host_bins), env["PATH"]])
+    env["PATH"] = os.pathsep.join([*([str(PLUGIN_DIR)] if plugin_on_path else []), *map(str, host_bins),
+                                   env["PATH"]])
     return env
 
 

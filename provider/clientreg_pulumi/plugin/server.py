@@ -9,7 +9,7 @@ every credential back secret. Errors reach the user as one line naming the Pulum
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
@@ -36,11 +36,13 @@ _DIFF_KIND = {False: provider_pb2.PropertyDiff.UPDATE, True: provider_pb2.Proper
 
 
 def snake_props(struct: Any) -> tuple[dict[str, Any], set[str]]:
+    """Plain snake_case properties, and the names of those that arrived secret."""
     plain, secret = wire.unwrap(struct)
     return props_in("snake", plain), {props_in("snake", {n: None}).popitem()[0] for n in secret}
 
 
-def camel_struct(props: Mapping[str, Any], secret: set[str] = frozenset()) -> Any:  # type: ignore[assignment]
+def camel_struct(props: Mapping[str, Any], secret: Iterable[str] = ()) -> Any:
+    """``props`` as the engine gets them: camelCase names, credentials and ``secret`` names as secrets."""
     names = {*operations.SECRET_NAMES, *secret}
     return wire.wrap(props_in("camel", props), props_in("camel", dict.fromkeys(names)).keys())
 
