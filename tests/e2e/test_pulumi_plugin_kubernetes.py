@@ -1,0 +1,74 @@
+"""The plugin's ``kubernetesSecret`` option from a Pulumi YAML program, against the real test API server: the
+credentials Secret is written with the client, owned by the resource (the same owner name as the dynamic
+provider's), and deleted with it."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from support.cache import unavailable
+from support.kube import ControlPlane
+from support.pulumi_hosts import HostUnavailable, ensure_yaml_host, project_env, pulumi
+
+from clientreg.devserver import DevServer, DevServerSettings
+
+pytestmark = pytest.mark.e2e
+
+NAMESPACE = "pulumi-plugin-secrets"
+
+
+@pytest.fixture(scope="module")
+def core(control_plane: ControlPlane) -> Iterator[client.CoreV1Api]:
+    api = control_plane.api_client()
+    core = client.CoreV1Api(api)
+    with contextlib.suppress(ApiException):
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
+    yield core
+    api.close()
+
+
+def secret_data(core: client.CoreV1Api, name: str) -> tuple[dict[str, str], dict[str, str]] | None:
+    try:
+        found = core.read_namespaced_secret(name, NAMESPACE)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    data = {k: base64.b64decode(v).decode() for k, v in (found.data or {}).items()}
+    return data, dict(found.metadata.annotations or {})
+
+
+def test_yaml_program_publishes_the_credentials_in_a_secret(pulumi_bin: Path, control_plane: ControlPlane,
+                                                            core: client.CoreV1Api, tmp_path: Path) -> None:
+    try:
+        env = project_env(tmp_path, ensure_yaml_host())
+    except HostUnavailable as exc:
+        unavailable("the Pulumi YAML language host", str(exc))
+    folder = tmp_path / "project"
+    folder.mkdir()
+    program = {"name": "clientreg-kube", "runtime": "yaml", "resources": {"api": {
+        "type": "clientreg:index:OAuthClient", "properties": {
+            "clientName": "API", "grantTypes": ["client_credentials"],
+            "kubernetesSecret": {"name": "api-oauth", "namespace": NAMESPACE,
+                                 "kubeconfig": str(control_plane.kubeconfig), "clientIdKey": "CLIENT_ID"}}}},
+        "outputs": {"clientId": "${api.clientId}", "clientSecret": "${api.clientSecret}"}}
+    (folder / "Pulumi.yaml").write_text(json.dumps(program))
+    with DevServer(DevServerSettings()) as server:
+        pulumi(folder, env, "stack", "init", "dev")
+        pulumi(folder, env, "config", "set", "clientreg:issuer", server.issuer)
+        pulumi(folder, env, "up", "--yes")
+        out = json.loads(pulumi(folder, env, "stack", "output", "--json", "--show-secrets").stdout)
+        published = secret_data(core, "api-oauth")
+        assert published is not None
+        data, annotations = published
+        assert data["CLIENT_ID"] == out["clientId"] and data["client_secret"] == out["clientSecret"]
+        assert annotations["clientreg.dev/owner"] == "pulumi:clientreg-kube/dev/api"
+        pulumi(folder, env, "destroy", "--yes")
+        assert secret_data(core, "api-oauth") is None
