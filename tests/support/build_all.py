@@ -28,6 +28,8 @@ COMPONENTS: dict[str, tuple[str, str]] = {
     "pulumi": ("support.pulumi_engine", "ensure_pulumi"),
     # The YAML and Node.js language hosts, for `pulumi up` in a project folder (support.pulumi_hosts).
     "pulumi-hosts": ("support.pulumi_hosts", "ensure_hosts"),
+    # The Go SDK generator of the provider plugin's schema (support.pulumi_sdks).
+    "pulumi-sdkgen-go": ("support.pulumi_sdks", "ensure_go_sdkgen"),
     "hydra": ("support.hydra", "ensure_hydra"),
     # From the source in /work/shared/peers (CLIENTREG_HYDRA_MAESTER_SRC): bench/side_by_side.py's other column.
     "hydra-maester": ("support.hydra_maester", "ensure_hydra_maester"),

@@ -113,8 +113,11 @@ def ensure_node_modules() -> Path:
 
 
 def ensure_hosts() -> list[Path]:
-    """The YAML and Node.js hosts (the folders to put on PATH, next to the pulumi binary's)."""
-    return [ensure_yaml_host(), ensure_nodejs_host()]
+    """The YAML and Node.js hosts (the folders to put on PATH, next to the pulumi binary's), and the npm
+    packages TypeScript programs need, so that a CI pre-build leaves nothing to fetch during the tests."""
+    hosts = [ensure_yaml_host(), ensure_nodejs_host()]
+    ensure_node_modules()
+    return hosts
 
 
 def project_env(state_dir: Path, *host_bins: Path, plugin_on_path: bool = True) -> dict[str, str]:
