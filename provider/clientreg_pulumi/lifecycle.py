@@ -250,9 +250,10 @@ def _reconcile(want: Desired, record: RegistrationRecord | None, props: Mapping[
         current = next((r for r in reversed(saved) if r is not None), None)
         if current is None or credentials_of(current) == before:
             raise OAuthClientError(f"could not {operation}: {args.in_pulumi_words(str(exc))}") from None
-        pulumi.log.warn(f"client {current.client_id}: {exc}; the new credentials are kept, the next "
+        said = args.in_pulumi_words(str(exc))
+        pulumi.log.warn(f"client {current.client_id}: {said}; the new credentials are kept, the next "
                         "`pulumi up` retries")
-        failed = report.Status(True, False, STATUS_FAILED, f"could not {operation}: {exc}",
+        failed = report.Status(True, False, STATUS_FAILED, f"could not {operation}: {said}",
                                next_wakeup(want, current))
         return outputs(props, current, failed)
     assert outcome.record is not None  # only deletion ends without a record

@@ -32,3 +32,11 @@ def test_property_maps_are_renamed_one_level_into_nested_arguments_only() -> Non
     assert camel == {"clientName": "Web", "kubernetesSecret": {"clientIdKey": "id", "labels": {"a_b": "c"}},
                      "additionalMetadata": {"client_name#ja": "ウェブ"}}
     assert argnames.props_in("snake", camel)["kubernetes_secret"]["client_id_key"] == "id"
+
+
+def test_the_dynamic_providers_messages_use_the_same_table() -> None:
+    from clientreg_pulumi import args
+
+    said = "the AS does not accept anonymous registration: set spec.initialAccessToken; spec.caBundle"
+    assert args.in_pulumi_words(said) == \
+        "the AS does not accept anonymous registration: set initial_access_token; ca_bundle"

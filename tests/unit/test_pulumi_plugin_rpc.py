@@ -136,3 +136,15 @@ def test_preview_sends_no_request_and_shows_the_credentials_as_unknown(provider:
     rotating = provider.Update(provider_pb2.UpdateRequest(id="c1", urn=URN, olds=wire.to_struct(olds), preview=True,
                                                           news=wire.to_struct({**news, "rotationTrigger": "2"})))
     assert wire.to_python(rotating.properties)["clientId"] == wire.UNKNOWN  # a rotation registers a new one
+
+
+def test_a_refused_registration_names_the_argument_to_set_in_one_line(provider: Any, dev_as: DevServer) -> None:
+    configure(provider, issuer=dev_as.issuer)  # no initial access token: the dev AS requires one
+    inputs, _, failures = check(provider, {"clientName": "Web", "grantTypes": ["client_credentials"]})
+    assert failures == []
+    with pytest.raises(grpc.RpcError) as failed:
+        provider.Create(provider_pb2.CreateRequest(urn=URN, properties=wire.to_struct(inputs)))
+    message = failed.value.details()
+    assert "initialAccessToken" in message and "could not register the client 'Web'" in message
+    assert "spec." not in message and "initial_access_token" not in message
+    assert "Traceback" not in message and "\n" not in message
