@@ -148,3 +148,14 @@ def test_a_refused_registration_names_the_argument_to_set_in_one_line(provider: 
     assert "initialAccessToken" in message and "could not register the client 'Web'" in message
     assert "spec." not in message and "initial_access_token" not in message
     assert "Traceback" not in message and "\n" not in message
+
+
+def test_an_explicit_provider_resource_is_configured_from_its_typed_secret_arguments(provider: Any) -> None:
+    # `new clientreg.Provider("p", {issuer, initialAccessToken, allowedRedirectHosts})`: args, not variables.
+    provider.Configure(provider_pb2.ConfigureRequest(acceptSecrets=True, args=wire.to_struct({
+        "issuer": "https://auth.example.com", "initialAccessToken": wire.secret("iat-explicit"),
+        "allowedRedirectHosts": ["app.example.com"]})))
+    inputs, secret, failures = check(provider, {"clientName": "Web",
+                                                "redirectUris": ["https://elsewhere.example.net/cb"]})
+    assert inputs["initialAccessToken"] == "iat-explicit" and "initialAccessToken" in secret
+    assert [p for p, _ in failures] == ["redirectUris"]  # the provider's redirect policy applies
