@@ -53,7 +53,7 @@ def create(props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         record = None
         if props.get("adopt_client_id"):
             with explained("could not adopt client " + str(props["adopt_client_id"])):
-                record = _adopt(props, server)
+                record = adopt(props, server)
         operation = f"adopt client {record.client_id}" if record else f"register the client{named}"
         outs = _reconcile(want, record, props, server, operation=operation)
     if place is not None:
@@ -214,7 +214,7 @@ def _withdraw_secret(place: args.SecretPlace, owners: tuple[str, ...], *, fail: 
         pulumi.log.warn(note)
 
 
-def _adopt(props: Mapping[str, Any], server: ServerConnection) -> RegistrationRecord:
+def adopt(props: Mapping[str, Any], server: ServerConnection) -> RegistrationRecord:
     """A record for a client registered elsewhere, from one RFC 7592 read with its own credentials.
 
     Its spec hash is left empty so that the reconcile that follows lays the declared metadata over it.

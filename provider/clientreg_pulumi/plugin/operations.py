@@ -146,7 +146,7 @@ def import_client(client_id: str, config: ProviderConfig) -> dict[str, Any]:
     props["adopt_registration_client_uri"] = uri
     with lifecycle.connection(props, for_registration=False) as server, \
             lifecycle.explained(f"could not import client {client_id}"):
-        record = lifecycle._adopt(props, server)
+        record = lifecycle.adopt(props, server)
     declared = {name: record.server_metadata[wire] for wire in record.server_metadata
                 if (name := args.arg_name(wire)) is not None}
     status = report.Status(True, False, "Imported", "imported: the next `pulumi up` lays the declared "
