@@ -20,12 +20,12 @@ from clientreg import report
 
 from .. import args, lifecycle, refresh
 from ..argnames import camel, snake_to_camel_words
+from ..args import UNKNOWN
 from ..lifecycle import OAuthClientError
 from ..outputs import CLIENT_OUTPUTS, outputs, record_of
 from ..provider import OAuthClientProvider, pending_work
 from ..resource import COMPUTED_OUTPUTS, SECRET_OUTPUTS
 from .config import ProviderConfig
-from .wire import UNKNOWN
 
 #: What `pulumi import` reads the client's RFC 7592 credentials from (config: clientreg:import*).
 IMPORT_TOKEN_VAR = "CLIENTREG_IMPORT_REGISTRATION_ACCESS_TOKEN"

@@ -13,11 +13,11 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
+from ..args import UNKNOWN
+
 #: Pulumi's signature key and the signature of a secret value (sdk/go/common/resource/sig).
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-#: The engine's marker for a value not known before `up` (also args.UNKNOWN).
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 
 def to_python(struct: struct_pb2.Struct | None) -> dict[str, Any]:
@@ -94,13 +94,3 @@ def wrap(props: Mapping[str, Any], secret_names: Iterable[str]) -> struct_pb2.St
     names = set(secret_names)
     return to_struct({k: (secret(v) if k in names and v is not None and v != UNKNOWN else v)
                       for k, v in props.items()})
-
-
-def has_unknowns(value: Any) -> bool:
-    if isinstance(value, str):
-        return value == UNKNOWN
-    if isinstance(value, Mapping):
-        return any(has_unknowns(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(has_unknowns(v) for v in value)
-    return False
