@@ -92,27 +92,27 @@ CONTROLLERS = ",".join(
         "root-ca-cert-publisher",
     ]
 )
-#: Metadata of every write (bodies could hold Secrets); reads are not logged, there are too many.
-AUDIT_POLICY = """\
+
+
+def _audit_policy(verbs: list[str]) -> str:
+    """An audit policy logging the metadata of ``verbs`` (never bodies: they could hold Secrets), nothing else."""
+    return f"""\
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived"]
 rules:
   - level: Metadata
-    verbs: ["create", "update", "patch", "delete", "deletecollection"]
+    verbs: {json.dumps(verbs)}
   - level: None
 """
+
+
+_WRITES = ["create", "update", "patch", "delete", "deletecollection"]
+#: Metadata of every write; reads are not logged, there are too many.
+AUDIT_POLICY = _audit_policy(_WRITES)
 #: The same, and reads too (get, list, watch): for benches that count a controller's API reads. Not the
 #: default: every informer resync and test poll would be logged, and the log is read whole to count.
-AUDIT_POLICY_WITH_READS = """\
-apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: ["RequestReceived"]
-rules:
-  - level: Metadata
-    verbs: ["create", "update", "patch", "delete", "deletecollection", "get", "list", "watch"]
-  - level: None
-"""
+AUDIT_POLICY_WITH_READS = _audit_policy([*_WRITES, "get", "list", "watch"])
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kubectl")
 
