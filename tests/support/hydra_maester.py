@@ -14,10 +14,8 @@ seconds (default 1800) with :class:`ComponentUnavailable`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -26,7 +24,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from support.cache import build_lock, component_dir, free_port, go_env, is_complete, mark_complete, stop_process
+from support.cache import component_dir, free_port, stop_process
+from support.go_source import build_once, copy_source, digest, peers_dir, run_go
 from support.kube import ComponentUnavailable
 
 if TYPE_CHECKING:
@@ -39,40 +38,11 @@ CRD_PATH = Path("config/crd/bases/hydra.ory.sh_oauth2clients.yaml")
 
 
 def source_dir() -> Path:
-    return Path(os.environ.get("CLIENTREG_HYDRA_MAESTER_SRC", DEFAULT_SOURCE))
-
-
-def _digest(src: Path) -> str:
-    """A digest of every file in the source tree (names and bytes), in a stable order."""
-    sha = hashlib.sha256()
-    for path in sorted(p for p in src.rglob("*") if p.is_file() and ".git" not in p.parts):
-        sha.update(str(path.relative_to(src)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return sha.hexdigest()[:12]
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _go_build(src: Path, binary: Path, log: Path, timeout: float) -> None:
-    """``go build`` in its own process group, killed whole at the timeout (go forks compilers)."""
-    cmd = ["go", "build", "-trimpath", "-o", str(binary), "."]
-    with open(log, "a") as out:
-        proc = subprocess.Popen(cmd, cwd=src, env=go_env(), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise ComponentUnavailable(
-                f"building hydra-maester took over {timeout:.0f}s (raise CLIENTREG_HYDRA_MAESTER_BUILD_TIMEOUT); "
-                f"end of {log}:\n{_tail(log)}") from None
-    if code != 0:
-        raise ComponentUnavailable(f"`{' '.join(cmd)}` failed (exit {code}); end of {log}:\n{_tail(log)}")
+    override = os.environ.get("CLIENTREG_HYDRA_MAESTER_SRC")
+    if override:
+        return Path(override)
+    peers = peers_dir()
+    return peers / "hydra-maester" if peers else DEFAULT_SOURCE
 
 
 def ensure_hydra_maester() -> Path:
@@ -83,29 +53,20 @@ def ensure_hydra_maester() -> Path:
     upstream = source_dir()
     if not (upstream / "go.mod").exists():
         raise ComponentUnavailable(f"no hydra-maester source at {upstream} (set CLIENTREG_HYDRA_MAESTER_SRC)")
-    folder = component_dir("hydra-maester", _digest(upstream))
+    folder = component_dir("hydra-maester", digest(upstream))
     binary = folder / "hydra-maester"
-    if is_complete(folder) and binary.exists():
-        return binary
-    if shutil.which("go") is None:
-        raise ComponentUnavailable("the Go toolchain is needed to build hydra-maester (no `go` on PATH)")
-    with build_lock(folder):
-        if is_complete(folder) and binary.exists():
-            return binary
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / ".complete").unlink(missing_ok=True)
-        # The shared source is read-only (go writes go.sum updates and nothing else, but still):
-        # build from a private copy.
+    def build() -> None:
         src = folder / "src"
-        shutil.rmtree(src, ignore_errors=True)
-        shutil.copytree(upstream, src)
+        copy_source(upstream, src)
         log = folder / "build.log"
         log.write_text("")
         timeout = float(os.environ.get("CLIENTREG_HYDRA_MAESTER_BUILD_TIMEOUT", DEFAULT_BUILD_TIMEOUT))
-        _go_build(src, binary, log, timeout)
+        run_go(["go", "build", "-trimpath", "-o", str(binary), "."], cwd=src, log=log, timeout=timeout,
+               what="hydra-maester", unavailable=ComponentUnavailable,
+               hint="raise CLIENTREG_HYDRA_MAESTER_BUILD_TIMEOUT")
         shutil.copyfile(src / CRD_PATH, folder / "crd.yaml")
-        mark_complete(folder)
-    return binary
+
+    return build_once(folder, binary, build, what="hydra-maester", unavailable=ComponentUnavailable)
 
 
 # -- installing and running it --------------------------------------------------------------------

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from support.cache import build_lock, component_dir, go_env, is_complete, mark_complete
+from support.go_source import build_once, copy_source, peers_dir
 from support.pulumi_engine import pulumi_env
 
 #: ``pulumi-resource-clientreg`` (the plugin's launcher) lives here in the repository.
@@ -41,53 +42,40 @@ class HostUnavailable(RuntimeError):
     """A language host cannot be built here (no Go, no node, or the peer source is missing)."""
 
 
-def _shared_source(relative: Path) -> Path:
-    """The peer source: ../shared next to the repository, or beside /work/main's parent."""
-    for base in (Path(__file__).resolve().parents[2].parent, Path("/work")):
-        candidate = base / "shared" / "peers" / "pulumi-language-hosts" / relative
-        if candidate.is_dir():
-            return candidate
-    raise HostUnavailable(f"the source of the {relative} language host is not in ../shared/peers")
-
-
 def ensure_yaml_host() -> Path:
     """Build ``pulumi-language-yaml`` (once); return the folder holding it."""
     folder = component_dir("pulumi-language-yaml", YAML_VERSION)
-    if is_complete(folder):
-        return folder / "bin"
-    if shutil.which("go") is None:
-        raise HostUnavailable("building pulumi-language-yaml needs the Go toolchain (go not on PATH)")
-    with build_lock(folder):
-        if not is_complete(folder):
-            (folder / "bin").mkdir(parents=True, exist_ok=True)
-            env = {**go_env(), "GOBIN": str(folder / "bin")}
-            with open(folder / "build.log", "w") as log:
-                subprocess.run(["go", "install", f"{YAML_MODULE}@v{YAML_VERSION}"], cwd=folder, env=env,
-                               check=True, stdout=log, stderr=log)
-            mark_complete(folder)
-    return folder / "bin"
+
+    def build() -> None:
+        (folder / "bin").mkdir()
+        with open(folder / "build.log", "w") as log:
+            subprocess.run(["go", "install", f"{YAML_MODULE}@v{YAML_VERSION}"], cwd=folder,
+                           env={**go_env(), "GOBIN": str(folder / "bin")}, check=True, stdout=log, stderr=log)
+
+    host = build_once(folder, folder / "bin" / "pulumi-language-yaml", build, what="pulumi-language-yaml",
+                      unavailable=HostUnavailable)
+    return host.parent
 
 
 def ensure_nodejs_host() -> Path:
     """Build ``pulumi-language-nodejs`` (once) from the peer source; return the folder holding it."""
     folder = component_dir("pulumi-language-nodejs", NODEJS_HOST_VERSION)
-    if is_complete(folder):
-        return folder / "bin"
-    if shutil.which("go") is None:
-        raise HostUnavailable("building pulumi-language-nodejs needs the Go toolchain (go not on PATH)")
-    source = _shared_source(Path("nodejs"))
-    with build_lock(folder):
-        if not is_complete(folder):
-            src = folder / "src"
-            if src.exists():
-                shutil.rmtree(src)
-            shutil.copytree(source, src)
-            (folder / "bin").mkdir(parents=True, exist_ok=True)
-            with open(folder / "build.log", "w") as log:
-                subprocess.run(["go", "build", "-o", str(folder / "bin" / "pulumi-language-nodejs"), "."],
-                               cwd=src, env=go_env(), check=True, stdout=log, stderr=log)
-            mark_complete(folder)
-    return folder / "bin"
+    peers = peers_dir()
+    source = peers / "pulumi-language-hosts" / "nodejs" if peers else None
+
+    def build() -> None:
+        if source is None or not source.is_dir():
+            raise HostUnavailable("the source of the nodejs language host is not in ../shared/peers")
+        src = folder / "src"
+        copy_source(source, src)
+        (folder / "bin").mkdir()
+        with open(folder / "build.log", "w") as log:
+            subprocess.run(["go", "build", "-o", str(folder / "bin" / "pulumi-language-nodejs"), "."],
+                           cwd=src, env=go_env(), check=True, stdout=log, stderr=log)
+
+    host = build_once(folder, folder / "bin" / "pulumi-language-nodejs", build, what="pulumi-language-nodejs",
+                      unavailable=HostUnavailable)
+    return host.parent
 
 
 def ensure_node_modules() -> Path:

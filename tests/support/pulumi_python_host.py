@@ -21,38 +21,26 @@ import sys
 import time
 from pathlib import Path
 
-from support.cache import build_lock, component_dir, go_env, is_complete, mark_complete
+from support.cache import component_dir
+from support.go_source import PEERS_VAR, build_once, copy_source, peers_dir, run_go
 
 HOST_NAME = "pulumi-language-python"
 # The version its go.mod pins pkg/v3 and sdk/v3 to, the test CLI's; stamped like the CLI's.
 HOST_VERSION = "3.274.1"
 SDK_MODULE = "github.com/pulumi/pulumi/sdk/v3"
 
-#: Points at a folder holding pulumi-language-hosts/ (default: the first ``shared/peers`` found
-#: above the checkout, which is where both the main checkout and its worktrees find it).
-PEERS_VAR = "CLIENTREG_PEERS_DIR"
 SOURCE_FILES = ("go.mod", "go.sum", "main.go")
-
-_REPO = Path(__file__).resolve().parents[2]
 
 
 class PythonHostUnavailable(RuntimeError):
     """No source copy or no Go toolchain: the folder-run tests skip on it outside CI."""
 
 
-def peers_dir() -> Path:
-    override = os.environ.get(PEERS_VAR)
-    if override:
-        return Path(override)
-    for parent in _REPO.parents:
-        candidate = parent / "shared" / "peers"
-        if candidate.is_dir():
-            return candidate
-    raise PythonHostUnavailable(f"no shared/peers folder above {_REPO}; set {PEERS_VAR}")
-
-
 def host_source() -> Path:
-    source = peers_dir() / "pulumi-language-hosts" / "python"
+    peers = peers_dir()
+    if peers is None:
+        raise PythonHostUnavailable(f"no shared/peers folder above the checkout; set {PEERS_VAR}")
+    source = peers / "pulumi-language-hosts" / "python"
     missing = [name for name in SOURCE_FILES if not (source / name).is_file()]
     if missing:
         raise PythonHostUnavailable(f"{source} lacks {', '.join(missing)}")
@@ -67,50 +55,21 @@ def host_dir() -> Path:
     return component_dir(HOST_NAME, f"{HOST_VERSION}-{digest.hexdigest()[:12]}")
 
 
-def _build(folder: Path) -> None:
-    if shutil.which("go") is None:
-        raise PythonHostUnavailable(f"building {HOST_NAME} needs the Go toolchain (go not on PATH)")
-    if folder.exists():
-        shutil.rmtree(folder)  # a half-built folder from an interrupted run is never trusted
-    src = folder / "src"
-    src.mkdir(parents=True)
-    # The peers folder is read-only (and copytree would carry its read-only modes along): copy the
-    # bytes only, so `go build` may update go.sum and a later rmtree can delete the copy.
-    for name in SOURCE_FILES:
-        shutil.copyfile(host_source() / name, src / name)
-    started = time.monotonic()
-    with open(folder / "build.log", "a") as log:
-        subprocess.run(
-            [
-                "go",
-                "build",
-                "-o",
-                str(folder / HOST_NAME),
-                # The same tags as the CLI: cgo is off, and no x/net/trace debug pages.
-                "-tags",
-                "osusergo,grpcnotrace",
-                "-ldflags",
-                f"-s -w -X {SDK_MODULE}/go/common/version.Version=v{HOST_VERSION}",
-                ".",
-            ],
-            cwd=src,
-            env=go_env(),
-            check=True,
-            stdout=log,
-            stderr=log,
-        )
-    (folder / "build-seconds.txt").write_text(f"{time.monotonic() - started:.0f}\n")
-    mark_complete(folder)
-
-
 def ensure_python_host() -> Path:
     """Build (once, cached) and return the ``pulumi-language-python`` binary."""
     folder = host_dir()
-    if not is_complete(folder):
-        with build_lock(folder):
-            if not is_complete(folder):
-                _build(folder)
-    return folder / HOST_NAME
+    binary = folder / HOST_NAME
+    def build() -> None:
+        src = folder / "src"
+        copy_source(host_source(), src, SOURCE_FILES)
+        started = time.monotonic()
+        # The same tags as the CLI: cgo is off, and no x/net/trace debug pages.
+        run_go(["go", "build", "-o", str(binary), "-tags", "osusergo,grpcnotrace",
+                "-ldflags", f"-s -w -X {SDK_MODULE}/go/common/version.Version=v{HOST_VERSION}", "."],
+               cwd=src, log=folder / "build.log", timeout=None, what=HOST_NAME, unavailable=PythonHostUnavailable)
+        (folder / "build-seconds.txt").write_text(f"{time.monotonic() - started:.0f}\n")
+
+    return build_once(folder, binary, build, what=HOST_NAME, unavailable=PythonHostUnavailable)
 
 
 def install_python_host(bin_dir: Path) -> Path:
