@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from clientreg_pulumi import OAuthClient
 from support.pulumi_engine import inline_stack
-from support.pulumi_hosts import ensure_yaml_host, project_env, pulumi
+from support.pulumi_hosts import ensure_yaml_host, project_env
+from support.pulumi_project import ProjectRun
 
 from clientreg.devserver import DevServer, DevServerSettings
 from clientreg.engine import Desired, reconcile
@@ -95,16 +96,17 @@ def time_plugin(server: DevServer, count: int, state_dir: Path, parallel: int | 
     folder = state_dir / f"plugin-n{count}"
     folder.mkdir(parents=True)
     (folder / "Pulumi.yaml").write_text(yaml_program(server, count))
-    env = project_env(state_dir / "plugin-state", ensure_yaml_host())
+    state = state_dir / "plugin-state"
+    run = ProjectRun(folder, state, stack=f"n{count}", timeout=1800, base_env=project_env(state, ensure_yaml_host()))
     flags = [f"--parallel={parallel}"] if parallel else []
-    pulumi(folder, env, "stack", "init", f"n{count}")
+    run("stack", "init", run.stack, with_stack=False)
     started = time.perf_counter()
-    pulumi(folder, env, "up", "--yes", "--skip-preview", *flags, timeout=1800)
+    run("up", "--yes", "--skip-preview", *flags)
     up = time.perf_counter() - started
     started = time.perf_counter()
-    pulumi(folder, env, "destroy", "--yes", "--skip-preview", *flags, timeout=1800)
+    run("destroy", "--yes", "--skip-preview", *flags)
     destroy = time.perf_counter() - started
-    pulumi(folder, env, "stack", "rm", "--yes")
+    run("stack", "rm", "--yes")
     return up, destroy
 
 

@@ -15,7 +15,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from support.cache import unavailable
 from support.kube import ControlPlane
-from support.pulumi_hosts import HostUnavailable, ensure_yaml_host, project_env, pulumi
+from support.pulumi_hosts import HostUnavailable, ensure_yaml_host, project_env
+from support.pulumi_project import ProjectRun
 
 from clientreg.devserver import DevServer, DevServerSettings
 
@@ -60,15 +61,16 @@ def test_yaml_program_publishes_the_credentials_in_a_secret(pulumi_bin: Path, co
                                  "kubeconfig": str(control_plane.kubeconfig), "clientIdKey": "CLIENT_ID"}}}},
         "outputs": {"clientId": "${api.clientId}", "clientSecret": "${api.clientSecret}"}}
     (folder / "Pulumi.yaml").write_text(json.dumps(program))
+    run = ProjectRun(folder, tmp_path, base_env=env)
     with DevServer(DevServerSettings()) as server:
-        pulumi(folder, env, "stack", "init", "dev")
-        pulumi(folder, env, "config", "set", "clientreg:issuer", server.issuer)
-        pulumi(folder, env, "up", "--yes")
-        out = json.loads(pulumi(folder, env, "stack", "output", "--json", "--show-secrets").stdout)
+        run("stack", "init", "dev", with_stack=False)
+        run("config", "set", "clientreg:issuer", server.issuer)
+        run("up", "--yes")
+        out = run.outputs()
         published = secret_data(core, "api-oauth")
         assert published is not None
         data, annotations = published
         assert data["CLIENT_ID"] == out["clientId"] and data["client_secret"] == out["clientSecret"]
         assert annotations["clientreg.dev/owner"] == "pulumi:clientreg-kube/dev/api"
-        pulumi(folder, env, "destroy", "--yes")
+        run("destroy", "--yes")
         assert secret_data(core, "api-oauth") is None

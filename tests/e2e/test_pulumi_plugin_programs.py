@@ -10,7 +10,6 @@ plaintext secret at any point. The examples declare the same clients and outputs
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -18,7 +17,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -31,8 +29,8 @@ from support.pulumi_hosts import (
     ensure_nodejs_host,
     ensure_yaml_host,
     project_env,
-    pulumi,
 )
+from support.pulumi_project import SECRET_SIG, ProjectRun, plain
 from support.pulumi_sdks import SdkUnavailable, build_sdks
 
 from clientreg import rfc7591, rfc7592
@@ -43,7 +41,6 @@ pytestmark = pytest.mark.e2e
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RESOURCE = "clientreg:index:OAuthClient"
-SIG = "4dabf18193072939515e22adb298388d"
 
 
 @pytest.fixture(scope="module")
@@ -91,19 +88,19 @@ def python_host(pulumi_bin: Path) -> Path:
 
 
 @pytest.fixture(params=["yaml", "typescript", "python"])
-def program(request: pytest.FixtureRequest, tmp_path: Path, pulumi_bin: Path) -> tuple[Path, dict[str, str]]:
-    """A copy of the language's example in a project folder, and the environment to run pulumi in there."""
+def program(request: pytest.FixtureRequest, tmp_path: Path, pulumi_bin: Path) -> ProjectRun:
+    """A copy of the language's example in a project folder, run in the environment of its language host."""
     folder = tmp_path / "project"
     example = {"yaml": "pulumi-yaml", "typescript": "pulumi-typescript", "python": "pulumi-python-plugin"}
     shutil.copytree(EXAMPLES / example[request.param], folder)
     try:
         if request.param == "yaml":
-            return folder, project_env(tmp_path, ensure_yaml_host())
+            return ProjectRun(folder, tmp_path, base_env=project_env(tmp_path, ensure_yaml_host()))
         if request.param == "python":
             env = project_env(tmp_path, python_host(pulumi_bin))
             # The virtualenv Pulumi.yaml names: the SDK pip-installed, pulumi beside it.
             (folder / "venv").symlink_to(request.getfixturevalue("python_venv"), target_is_directory=True)
-            return folder, env
+            return ProjectRun(folder, tmp_path, base_env=env)
         sdk = request.getfixturevalue("nodejs_sdk")
         modules = ensure_node_modules()
         # What `npm install` would lay out: @pulumi/pulumi and typescript from npm, the SDK from its folder.
@@ -111,7 +108,7 @@ def program(request: pytest.FixtureRequest, tmp_path: Path, pulumi_bin: Path) ->
         for name in ("@pulumi", "@types", "typescript"):
             (folder / "node_modules" / name).symlink_to(modules / name, target_is_directory=True)
         (folder / "node_modules" / "@clientreg" / "pulumi").symlink_to(sdk, target_is_directory=True)
-        return folder, project_env(tmp_path, ensure_nodejs_host())
+        return ProjectRun(folder, tmp_path, base_env=project_env(tmp_path, ensure_nodejs_host()))
     except HostUnavailable as exc:
         unavailable(f"the Pulumi {request.param} language host", str(exc))
 
@@ -123,71 +120,48 @@ def http() -> Iterator[HttpClient]:
     client.close()
 
 
-def outputs(folder: Path, env: dict[str, str]) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(pulumi(folder, env, "stack", "output", "--json", "--show-secrets").stdout)
-    return result
-
-
-def clients(folder: Path, env: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """The OAuthClient resources of `pulumi stack export` (secrets as stored), by resource name."""
-    deployment = json.loads(pulumi(folder, env, "stack", "export").stdout)["deployment"]
-    return {r["urn"].rsplit("::", 1)[1]: r for r in deployment.get("resources", []) if r["type"] == RESOURCE}
-
-
-def revealed(value: Any) -> Any:
-    """A secret of `stack export --show-secrets`: {sig: …, "plaintext": "<JSON text>"}."""
-    return json.loads(value["plaintext"]) if isinstance(value, dict) and "plaintext" in value else value
-
-
-def state_text(state_dir: Path) -> str:
-    # History and backups count: a plaintext secret in any of them is a leak.
-    return "\n".join(p.read_text(errors="replace") for p in (state_dir / "backend").rglob("*") if p.is_file())
-
-
 def at_dev(server: DevServer) -> set[str]:
     return set(httpx.get(f"{server.dev_url}/clients", timeout=10).json())
 
 
-def test_program_lifecycle_through_the_plugin(program: tuple[Path, dict[str, str]], tmp_path: Path,
-                                              http: HttpClient) -> None:
+def test_program_lifecycle_through_the_plugin(program: ProjectRun, http: HttpClient) -> None:
     iat = secrets.token_urlsafe(18)
-    folder, env = program
+    run = program
     with DevServer(DevServerSettings(initial_access_token=iat, rotate_registration_access_token=False)) as server:
-        pulumi(folder, env, "stack", "init", "dev")
-        pulumi(folder, env, "config", "set", "clientreg:issuer", server.issuer)
-        pulumi(folder, env, "config", "set", "--secret", "--", "clientreg:initialAccessToken", iat)
+        run("stack", "init", "dev", with_stack=False)
+        run("config", "set", "clientreg:issuer", server.issuer)
+        run("config", "set", "--secret", "--", "clientreg:initialAccessToken", iat)
 
         # --- up: two clients, the provider's defaults, secrets secret
-        pulumi(folder, env, "up", "--yes")
-        out = outputs(folder, env)
+        run("up", "--yes")
+        out = run.outputs()
         web_id, worker_id = out["webClientId"], out["workerClientId"]
         assert {web_id, worker_id} <= at_dev(server)
         assert out["webStatus"] == "InSync" and out["webRegisteredName"] == "Web"  # getClient, through RFC 7592
-        state = clients(folder, env)
+        state = run.resources(RESOURCE)
         for secret_output in ("clientSecret", "registrationAccessToken", "record"):
-            assert SIG in state["web"]["outputs"][secret_output]
-        assert SIG in state["web"]["inputs"]["initialAccessToken"]  # the provider default, kept encrypted
-        web_out = json.loads(pulumi(folder, env, "stack", "export", "--show-secrets").stdout)
-        web_state = next(r for r in web_out["deployment"]["resources"] if r["urn"].endswith("::web"))["outputs"]
-        uri, rat = web_state["registrationClientUri"], SecretStr(revealed(web_state["registrationAccessToken"]))
+            assert SECRET_SIG in state["web"]["outputs"][secret_output]
+        assert SECRET_SIG in state["web"]["inputs"]["initialAccessToken"]  # the provider default, kept encrypted
+        web_state = run.resources(RESOURCE, show_secrets=True)["web"]["outputs"]
+        uri, rat = web_state["registrationClientUri"], SecretStr(plain(web_state["registrationAccessToken"]))
         seen = [iat, out["webClientSecret"], out["workerClientSecret"], rat.get_secret_value()]
 
         # --- drift at the AS: refresh shows it property by property, up puts it back
         current = rfc7592.read(http, uri, rat).metadata
         rfc7592.update(http, uri, rat, web_id, {**current, "client_name": "Renamed at the AS"})
-        pulumi(folder, env, "refresh", "--yes")
-        web = clients(folder, env)["web"]["outputs"]
+        run("refresh", "--yes")
+        web = run.resources(RESOURCE)["web"]["outputs"]
         assert web["status"] == "DriftAtServer" and web["clientName"] == "Renamed at the AS"
-        preview = pulumi(folder, env, "preview", "--diff").stdout
+        preview = run("preview", "--diff").stdout
         assert "clientName" in preview and "Renamed at the AS" in preview, preview
-        pulumi(folder, env, "up", "--yes")
+        run("up", "--yes")
         assert rfc7592.read(http, uri, rat).metadata["client_name"] == "Web"
-        assert outputs(folder, env)["webStatus"] == "InSync"
+        assert run.outputs()["webStatus"] == "InSync"
 
         # --- rotation: a new trigger registers a successor and keeps the old client for its grace period
-        pulumi(folder, env, "config", "set", "rotation", "2")
-        pulumi(folder, env, "up", "--yes")
-        rotated = outputs(folder, env)
+        run("config", "set", "rotation", "2")
+        run("up", "--yes")
+        rotated = run.outputs()
         assert rotated["workerClientId"] != worker_id and rotated["workerRetiringClientIds"] == [worker_id]
         assert {worker_id, rotated["workerClientId"]} <= at_dev(server)
         seen.append(rotated["workerClientSecret"])
@@ -198,28 +172,29 @@ def test_program_lifecycle_through_the_plugin(program: tuple[Path, dict[str, str
                                       "response_types": []}, initial_access_token=SecretStr(iat))
         assert elsewhere.registration_access_token is not None and elsewhere.registration_client_uri
         legacy_rat = elsewhere.registration_access_token.get_secret_value()
-        without_token = pulumi(folder, env, "import", RESOURCE, "legacy", elsewhere.client_id, "--yes",
-                               "--generate-code=false", check=False)
+        without_token = run("import", RESOURCE, "legacy", elsewhere.client_id, "--yes", "--generate-code=false",
+                            check=False)
         assert without_token.returncode != 0
         said = without_token.stdout + without_token.stderr
         assert "registration access token" in said and "CLIENTREG_IMPORT_REGISTRATION_ACCESS_TOKEN" in said
         assert "Traceback" not in said
         # The token reaches the plugin through the environment of this one command, stored nowhere else.
-        importing = {**env, "CLIENTREG_IMPORT_REGISTRATION_ACCESS_TOKEN": legacy_rat,
+        importing = {"CLIENTREG_IMPORT_REGISTRATION_ACCESS_TOKEN": legacy_rat,
                      "CLIENTREG_IMPORT_REGISTRATION_CLIENT_URI": elsewhere.registration_client_uri}
-        pulumi(folder, importing, "import", RESOURCE, "legacy", elsewhere.client_id, "--yes", "--generate-code=false",
-               "--protect=false")
-        legacy = clients(folder, env)["legacy"]
+        run("import", RESOURCE, "legacy", elsewhere.client_id, "--yes", "--generate-code=false", "--protect=false",
+            extra_env=importing)
+        legacy = run.resources(RESOURCE)["legacy"]
         assert legacy["id"] == elsewhere.client_id
-        assert legacy["inputs"]["clientName"] == "Legacy batch" and SIG in legacy["outputs"]["registrationAccessToken"]
+        assert legacy["inputs"]["clientName"] == "Legacy batch"
+        assert SECRET_SIG in legacy["outputs"]["registrationAccessToken"]
         seen.append(legacy_rat)
 
-        assert not [s for s in seen if s in state_text(tmp_path)], "a secret is in the state in plaintext"
+        assert not [s for s in seen if s in run.state_text()], "a secret is in the state in plaintext"
 
         # --- destroy: every client of the stack leaves the AS, the retiring one and the imported one too
-        pulumi(folder, env, "destroy", "--yes")
+        run("destroy", "--yes")
         assert not {web_id, worker_id, rotated["workerClientId"], elsewhere.client_id} & at_dev(server)
-        assert not [s for s in seen if s in state_text(tmp_path)]
+        assert not [s for s in seen if s in run.state_text()]
 
 
 def test_yaml_program_errors_name_the_argument(yaml_host: Path, tmp_path: Path) -> None:
@@ -229,9 +204,9 @@ def test_yaml_program_errors_name_the_argument(yaml_host: Path, tmp_path: Path) 
         "name: clientreg-bad\nruntime: yaml\nresources:\n  bad:\n    type: clientreg:index:OAuthClient\n"
         "    properties:\n      issuer: ftp://auth.example.com\n      redirectUris: [not a url]\n"
         "      tokenEndpointAuthMethod: private_key_jwt\n")
-    env = project_env(tmp_path, yaml_host)
-    pulumi(folder, env, "stack", "init", "dev")
-    result = pulumi(folder, env, "preview", check=False)
+    run = ProjectRun(folder, tmp_path, base_env=project_env(tmp_path, yaml_host))
+    run("stack", "init", "dev", with_stack=False)
+    result = run("preview", check=False)
     said = result.stdout + result.stderr
     assert result.returncode != 0
     assert "issuer" in said and "redirectUris" in said, said
@@ -258,16 +233,16 @@ def test_plugin_folder_runs_through_the_python_language_host(pulumi_bin: Path, n
     for name in ("@pulumi", "@types", "typescript"):
         (folder / "node_modules" / name).symlink_to(modules / name, target_is_directory=True)
     (folder / "node_modules" / "@clientreg" / "pulumi").symlink_to(nodejs_sdk, target_is_directory=True)
-    env = project_env(tmp_path, *hosts, plugin_on_path=False)
+    run = ProjectRun(folder, tmp_path, base_env=project_env(tmp_path, *hosts, plugin_on_path=False))
     with DevServer(DevServerSettings()) as server:
-        pulumi(folder, env, "stack", "init", "dev")
-        pulumi(folder, env, "config", "set", "clientreg:issuer", server.issuer)
-        pulumi(folder, env, "up", "--yes")
-        out = outputs(folder, env)
+        run("stack", "init", "dev", with_stack=False)
+        run("config", "set", "clientreg:issuer", server.issuer)
+        run("up", "--yes")
+        out = run.outputs()
         assert out["webStatus"] == "InSync" and out["webClientId"] in at_dev(server)
-        pulumi(folder, env, "destroy", "--yes")
+        run("destroy", "--yes")
         assert out["webClientId"] not in at_dev(server)
-        assert out["webClientSecret"] not in state_text(tmp_path)
+        assert out["webClientSecret"] not in run.state_text()
 
 
 GO_PROGRAM = """package main

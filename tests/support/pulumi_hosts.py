@@ -111,7 +111,7 @@ def ensure_hosts() -> list[Path]:
 def project_env(state_dir: Path, *host_bins: Path, plugin_on_path: bool = True) -> dict[str, str]:
     """The environment a user's shell has for `pulumi up` in a project folder: the CLI, the language
     hosts and (``plugin_on_path``) the clientreg plugin on PATH, a local file backend, a passphrase, no
-    Pulumi Cloud."""
+    Pulumi Cloud. Run the CLI in it with ``support.pulumi_project.ProjectRun(..., base_env=…)``."""
     env = {**os.environ, **pulumi_env(state_dir)}
     # The plugin runs with the interpreter that has clientreg and pulumi (PULUMI_PYTHON_CMD) and imports
     # this checkout's code, as a clone with `pip install .` would.
@@ -119,17 +119,6 @@ def project_env(state_dir: Path, *host_bins: Path, plugin_on_path: bool = True) 
     env["PATH"] = os.pathsep.join([*([str(PLUGIN_DIR)] if plugin_on_path else []), *map(str, host_bins),
                                    env["PATH"]])
     return env
-
-
-def pulumi(folder: Path, env: dict[str, str], *argv: str, check: bool = True,
-           timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the pulumi CLI in a project folder, as a user types it."""
-    result = subprocess.run(["pulumi", *argv], cwd=folder, env=env, capture_output=True, text=True,
-                            timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"pulumi {' '.join(argv)} failed ({result.returncode}):\n{result.stdout[-4000:]}"
-                             f"\n{result.stderr[-4000:]}")
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:

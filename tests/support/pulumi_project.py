@@ -3,7 +3,9 @@
 
 Unlike :func:`support.pulumi_engine.inline_stack` nothing runs in the test's process: the CLI starts the
 language host named by the folder's ``Pulumi.yaml``, which runs the program with the interpreter that
-file names (a Python project's ``virtualenv``), so the test's own interpreter and PYTHONPATH stay out.
+file names (a Python project's ``virtualenv``), so the test's own interpreter and PYTHONPATH stay out. A
+run of the provider plugin passes the environment of :func:`support.pulumi_hosts.project_env` instead
+(``base_env``): its language hosts and ``pulumi-resource-clientreg`` on PATH.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +31,17 @@ class PulumiFailed(AssertionError):
 
 @dataclass
 class ProjectRun:
-    """One stack of a project folder, on a file backend of its own under ``state_dir``."""
+    """One stack of a project folder, on a file backend of its own under ``state_dir``.
+
+    ``base_env``: the environment every command runs in (default: :meth:`env`'s, the program's own
+    interpreter and nothing of the test's).
+    """
 
     folder: Path
     state_dir: Path
     stack: str = "dev"
     timeout: float = 300.0
+    base_env: Mapping[str, str] | None = None
     log: list[str] = field(default_factory=list)
 
     @property
@@ -41,6 +49,8 @@ class ProjectRun:
         return self.state_dir / "backend"
 
     def env(self) -> dict[str, str]:
+        if self.base_env is not None:
+            return dict(self.base_env)
         base = pulumi_env(self.state_dir)
         bin_dir = ensure_pulumi()
         # The test's interpreter must not leak into the program: no PYTHONPATH, no PULUMI_PYTHON_CMD, and
@@ -54,11 +64,13 @@ class ProjectRun:
         env["PULUMI_CONFIG_PASSPHRASE"] = TEST_PASSPHRASE
         return env
 
-    def __call__(self, *argv: str, check: bool = True, with_stack: bool = True) -> subprocess.CompletedProcess[str]:
-        """``pulumi <argv>`` in the project folder (``--stack`` added unless ``with_stack`` is false)."""
+    def __call__(self, *argv: str, check: bool = True, with_stack: bool = True,
+                 extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """``pulumi <argv>`` in the project folder (``--stack`` added unless ``with_stack`` is false), with
+        ``extra_env`` for this one command."""
         cmd = [str(ensure_pulumi() / "pulumi"), *argv, *(["--stack", self.stack] if with_stack else [])]
-        result = subprocess.run(cmd, cwd=self.folder, env=self.env(), capture_output=True, text=True,
-                                timeout=self.timeout, check=False)
+        result = subprocess.run(cmd, cwd=self.folder, env={**self.env(), **(extra_env or {})}, capture_output=True,
+                                text=True, timeout=self.timeout, check=False)
         self.log.append(f"$ pulumi {' '.join(argv)}\n{result.stdout}{result.stderr}")
         if check and result.returncode != 0:
             raise PulumiFailed(f"pulumi {' '.join(argv)} failed ({result.returncode}):\n"
