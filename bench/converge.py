@@ -35,6 +35,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from _cluster import cpu_seconds as _cpu_seconds
+from _cluster import helm as _helm
+from _cluster import ready as _ready
 from registration import IAT, clientreg_in_process, start_server, write_docs
 from support.kube import ControlPlane, ensure_helm, helm_env
 from support.operator_process import (
@@ -46,23 +49,9 @@ from support.operator_process import (
     wait_for,
 )
 
-GROUP, VERSION = "clientreg.dev", "v1alpha1"
+from clientreg.spec import GROUP, VERSION
+
 NAMESPACE = "bench"
-
-
-def _helm(binary: Path, env: dict[str, str]) -> Any:
-    import subprocess
-
-    def run(*args: str) -> None:
-        subprocess.run([str(binary), *args], env=env, check=True, capture_output=True, timeout=300)
-    return run
-
-
-def _cpu_seconds(pid: int) -> float:
-    import os
-
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _writes(plane: ControlPlane, since: int) -> dict[str, int]:
@@ -205,13 +194,6 @@ def _reconciles(metrics: str) -> int:
     """Reconciles so far, from the operator's own counter."""
     return round(sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                      if line.startswith("clientreg_reconcile_total{")))
-
-
-def _ready(item: dict[str, Any]) -> bool:
-    status = item.get("status") or {}
-    if status.get("observedGeneration") != item["metadata"].get("generation"):
-        return False
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
 
 
 def _tokens(issuer: str, secrets: list[Any], workers: int) -> int:

@@ -40,7 +40,9 @@ from typing import Any, cast
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from converge import _cpu_seconds, _helm, _ready
+from _cluster import cpu_seconds as _cpu_seconds
+from _cluster import helm as _helm
+from _cluster import ready as _ready
 from support import hydra_maester as hm
 from support.hydra import admin_client_ids, running_hydra
 from support.kube import AUDIT_POLICY_WITH_READS, ControlPlane, ensure_helm, helm_env
@@ -53,7 +55,8 @@ from support.operator_process import (
     wait_for,
 )
 
-GROUP, VERSION = "clientreg.dev", "v1alpha1"
+from clientreg.spec import GROUP, VERSION
+
 MANAGED = "app.kubernetes.io/managed-by=clientreg-operator"
 READ_VERBS = ("get", "list", "watch")
 #: After all-Ready, how long trailing writes (an Event after the status patch) still count.
