@@ -41,7 +41,7 @@ class ProjectRun:
     state_dir: Path
     stack: str = "dev"
     timeout: float = 300.0
-    base_env: Mapping[str, str] | None = None
+    base_env: Mapping[str, str] | None = field(default=None, repr=False)
     log: list[str] = field(default_factory=list)
 
     @property
@@ -68,7 +68,10 @@ class ProjectRun:
                  extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """``pulumi <argv>`` in the project folder (``--stack`` added unless ``with_stack`` is false), with
         ``extra_env`` for this one command."""
-        cmd = [str(ensure_pulumi() / "pulumi"), *argv, *(["--stack", self.stack] if with_stack else [])]
+        flags = ["--stack", self.stack] if with_stack else []
+        # Before a "--", which makes everything after it positional (`config set --secret -- key value`).
+        cut = argv.index("--") if "--" in argv else len(argv)
+        cmd = [str(ensure_pulumi() / "pulumi"), *argv[:cut], *flags, *argv[cut:]]
         result = subprocess.run(cmd, cwd=self.folder, env={**self.env(), **(extra_env or {})}, capture_output=True,
                                 text=True, timeout=self.timeout, check=False)
         self.log.append(f"$ pulumi {' '.join(argv)}\n{result.stdout}{result.stderr}")
