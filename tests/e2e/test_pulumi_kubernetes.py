@@ -7,7 +7,6 @@ hold, never about timings.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import secrets
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from kubernetes.client.exceptions import ApiException
 from pulumi import automation as auto
 from pydantic import SecretStr
 from support.kube import ControlPlane
+from support.kube_secrets import core_api_in, data_of
+from support.kube_secrets import read_secret as read_namespaced
 from support.pulumi_engine import inline_stack
 
 from clientreg.devserver import DevServer, DevServerSettings
@@ -41,25 +42,12 @@ OWNER = f"pulumi:{PROJECT}/{STACK_NAME}/api"
 
 @pytest.fixture(scope="module")
 def core(control_plane: ControlPlane) -> Iterator[client.CoreV1Api]:
-    api = control_plane.api_client()
-    core = client.CoreV1Api(api)
-    with contextlib.suppress(ApiException):
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
-    yield core
-    api.close()
+    with core_api_in(control_plane, NAMESPACE) as core:
+        yield core
 
 
 def read_secret(core: client.CoreV1Api) -> client.V1Secret | None:
-    try:
-        return core.read_namespaced_secret(SECRET_NAME, NAMESPACE)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
-def data_of(secret: client.V1Secret) -> dict[str, str]:
-    return {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}
+    return read_namespaced(core, SECRET_NAME, NAMESPACE)
 
 
 def token_works(http: HttpClient, data: dict[str, str]) -> bool:

@@ -4,17 +4,15 @@ provider's), and deleted with it."""
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from support.cache import unavailable
 from support.kube import ControlPlane
+from support.kube_secrets import core_api_in, data_of, read_secret
 from support.pulumi_hosts import HostUnavailable, ensure_yaml_host, project_env
 from support.pulumi_project import ProjectRun
 
@@ -27,23 +25,13 @@ NAMESPACE = "pulumi-plugin-secrets"
 
 @pytest.fixture(scope="module")
 def core(control_plane: ControlPlane) -> Iterator[client.CoreV1Api]:
-    api = control_plane.api_client()
-    core = client.CoreV1Api(api)
-    with contextlib.suppress(ApiException):
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
-    yield core
-    api.close()
+    with core_api_in(control_plane, NAMESPACE) as core:
+        yield core
 
 
 def secret_data(core: client.CoreV1Api, name: str) -> tuple[dict[str, str], dict[str, str]] | None:
-    try:
-        found = core.read_namespaced_secret(name, NAMESPACE)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    data = {k: base64.b64decode(v).decode() for k, v in (found.data or {}).items()}
-    return data, dict(found.metadata.annotations or {})
+    found = read_secret(core, name, NAMESPACE)
+    return None if found is None else (data_of(found), dict(found.metadata.annotations or {}))
 
 
 def test_yaml_program_publishes_the_credentials_in_a_secret(pulumi_bin: Path, control_plane: ControlPlane,
