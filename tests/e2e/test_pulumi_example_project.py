@@ -21,9 +21,10 @@ import httpx
 import pytest
 import yaml
 from pydantic import SecretStr
+from support.elsewhere import register_elsewhere
 from support.pulumi_project import SECRET_SIG, ProjectRun, plain
 
-from clientreg import rfc7591, rfc7592
+from clientreg import rfc7592
 from clientreg.devserver import DevServer, DevServerSettings
 from clientreg.http import HttpClient
 
@@ -167,10 +168,8 @@ def test_the_example_project_runs_as_its_readme_says(
     seen.append(plain(rotated["acme/billing/client_secret"]))
 
     # --- take over a client registered elsewhere (the dynamic provider's import): adopt_* arguments
-    legacy = rfc7591.register(http, dev_as.registration_endpoint,
-                              {"client_name": "Legacy", "grant_types": ["client_credentials"], "response_types": []},
-                              initial_access_token=SecretStr(IAT))
-    assert legacy.registration_access_token is not None and legacy.registration_client_uri
+    legacy = register_elsewhere(dev_as.registration_endpoint, IAT,
+                                {"client_name": "Legacy", "grant_types": ["client_credentials"], "response_types": []})
     legacy_rat = legacy.registration_access_token.get_secret_value()
     run.config_secret("rat-globex-legacy", legacy_rat)
     edit_tenants(project, lambda doc: next(t for t in doc["tenants"] if t["name"] == "globex")["clients"].append(

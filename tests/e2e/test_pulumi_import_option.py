@@ -16,9 +16,10 @@ import pytest
 from clientreg_pulumi import OAuthClient
 from pulumi import automation as auto
 from pydantic import SecretStr
+from support.elsewhere import register_elsewhere
 from support.pulumi_engine import export_stack_encrypted, inline_stack
 
-from clientreg import rfc7591, rfc7592
+from clientreg import rfc7592
 from clientreg.devserver import DevServer, DevServerSettings
 from clientreg.http import HttpClient
 
@@ -33,20 +34,12 @@ def dev_as() -> Iterator[DevServer]:
         yield server
 
 
-def register_elsewhere(server: DevServer) -> rfc7591.ClientInformation:
-    http = HttpClient()
-    try:
-        return rfc7591.register(http, server.registration_endpoint,
-                                {"client_name": "Legacy", "grant_types": ["client_credentials"], "response_types": []},
-                                initial_access_token=SecretStr(IAT))
-    finally:
-        http.close()
+LEGACY = {"client_name": "Legacy", "grant_types": ["client_credentials"], "response_types": []}
 
 
 def test_import_option_adopts_the_client_with_its_rfc7592_credentials(
         pulumi_bin: Path, dev_as: DevServer, tmp_path: Path) -> None:
-    legacy = register_elsewhere(dev_as)
-    assert legacy.registration_access_token is not None and legacy.registration_client_uri is not None
+    legacy = register_elsewhere(dev_as.registration_endpoint, IAT, LEGACY)
     rat = legacy.registration_access_token.get_secret_value()
 
     def program() -> None:
@@ -87,7 +80,7 @@ def _rat_of(stack: auto.Stack) -> str:
 
 def test_import_option_without_credentials_says_what_dcr_needs(
         pulumi_bin: Path, dev_as: DevServer, tmp_path: Path) -> None:
-    legacy = register_elsewhere(dev_as)
+    legacy = register_elsewhere(dev_as.registration_endpoint, IAT, LEGACY)
 
     def program() -> None:
         OAuthClient("legacy", issuer=dev_as.issuer, client_name="Legacy", grant_types=["client_credentials"],

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from support.cache import go_env, unavailable
+from support.elsewhere import register_elsewhere
 from support.pulumi_engine import CLI_VERSION, SDK_MODULE
 from support.pulumi_hosts import (
     HostUnavailable,
@@ -33,7 +34,7 @@ from support.pulumi_hosts import (
 from support.pulumi_project import SECRET_SIG, ProjectRun, plain
 from support.pulumi_sdks import SdkUnavailable, build_sdks
 
-from clientreg import rfc7591, rfc7592
+from clientreg import rfc7592
 from clientreg.devserver import DevServer, DevServerSettings
 from clientreg.http import HttpClient
 
@@ -167,10 +168,8 @@ def test_program_lifecycle_through_the_plugin(program: ProjectRun, http: HttpCli
         seen.append(rotated["workerClientSecret"])
 
         # --- pulumi import of a client registered elsewhere, its registration access token a secret
-        elsewhere = rfc7591.register(http, server.registration_endpoint,
-                                     {"client_name": "Legacy batch", "grant_types": ["client_credentials"],
-                                      "response_types": []}, initial_access_token=SecretStr(iat))
-        assert elsewhere.registration_access_token is not None and elsewhere.registration_client_uri
+        elsewhere = register_elsewhere(server.registration_endpoint, iat, {
+            "client_name": "Legacy batch", "grant_types": ["client_credentials"], "response_types": []})
         legacy_rat = elsewhere.registration_access_token.get_secret_value()
         without_token = run("import", RESOURCE, "legacy", elsewhere.client_id, "--yes", "--generate-code=false",
                             check=False)

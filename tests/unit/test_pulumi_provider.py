@@ -20,8 +20,9 @@ from clientreg_pulumi import OAuthClientError, OAuthClientProvider, refresh
 from clientreg_pulumi.provider import STATUS_FAILED, STATUS_IN_SYNC
 from pulumi.dynamic.dynamic import serialize_provider
 from pydantic import SecretStr
+from support.elsewhere import register_elsewhere
 
-from clientreg import execute, rfc7591, rfc7592
+from clientreg import execute, rfc7592
 from clientreg.devserver import DevServer, DevServerSettings
 from clientreg.errors import TransportError
 from clientreg.http import HttpClient
@@ -29,6 +30,7 @@ from clientreg.observation import Observation, Observed
 from clientreg.record import RegistrationRecord
 
 IAT = "iat-for-the-pulumi-unit-tests"
+LEGACY = {"client_name": "Legacy", "redirect_uris": ["https://legacy.example.com/cb"]}
 SECRET_LIFETIME = 3600
 
 
@@ -401,12 +403,7 @@ def test_delete_when_the_as_is_unreachable_says_what_failed(provider: OAuthClien
 # --- adopt --------------------------------------------------------------------------------------------
 
 def test_adopt_takes_over_a_client_registered_elsewhere(dev_as: DevServer, provider: OAuthClientProvider) -> None:
-    http = HttpClient()
-    elsewhere = rfc7591.register(http, dev_as.registration_endpoint,
-                                 {"client_name": "Legacy", "redirect_uris": ["https://legacy.example.com/cb"]},
-                                 initial_access_token=SecretStr(IAT))
-    http.close()
-    assert elsewhere.registration_access_token is not None and elsewhere.registration_client_uri is not None
+    elsewhere = register_elsewhere(dev_as.registration_endpoint, IAT, LEGACY)
     before = set(httpx.get(f"{dev_as.dev_url}/clients").json())
     news = inputs(dev_as, client_name="Legacy, managed", redirect_uris=["https://legacy.example.com/cb"],
                   adopt_client_id=elsewhere.client_id,
@@ -418,7 +415,7 @@ def test_adopt_takes_over_a_client_registered_elsewhere(dev_as: DevServer, provi
     assert created.id == elsewhere.client_id == outs["client_id"]
     assert set(httpx.get(f"{dev_as.dev_url}/clients").json()) == before  # nothing new registered
     assert live(dev_as, outs)["client_name"] == "Legacy, managed"
-    assert outs["client_secret"] == elsewhere.client_secret.get_secret_value()  # type: ignore[union-attr]
+    assert elsewhere.client_secret is not None and outs["client_secret"] == elsewhere.client_secret.get_secret_value()
     # The adoption credentials are inputs only: never echoed into the outputs.
     assert "adopt_registration_access_token" not in outs
     # Once adopted, the adopt_* arguments are no reason for changes.
@@ -426,12 +423,7 @@ def test_adopt_takes_over_a_client_registered_elsewhere(dev_as: DevServer, provi
 
 
 def test_adopt_checks_the_client_id(dev_as: DevServer, provider: OAuthClientProvider) -> None:
-    http = HttpClient()
-    elsewhere = rfc7591.register(http, dev_as.registration_endpoint,
-                                 {"client_name": "Legacy", "redirect_uris": ["https://legacy.example.com/cb"]},
-                                 initial_access_token=SecretStr(IAT))
-    http.close()
-    assert elsewhere.registration_access_token is not None
+    elsewhere = register_elsewhere(dev_as.registration_endpoint, IAT, LEGACY)
     with pytest.raises(OAuthClientError, match="belongs to client"):
         provider.create(inputs(dev_as, adopt_client_id="someone-else",
                                adopt_registration_client_uri=elsewhere.registration_client_uri,

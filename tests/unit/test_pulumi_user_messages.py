@@ -21,12 +21,14 @@ from clientreg_pulumi import OAuthClientProvider
 from pulumi.dynamic import ReadResult
 from pulumi.runtime import rpc
 from pydantic import SecretStr
+from support.elsewhere import register_elsewhere
 
-from clientreg import rfc7591, rfc7592
+from clientreg import rfc7592
 from clientreg.devserver import DevServer, DevServerSettings
 from clientreg.http import HttpClient
 
 IAT = "iat-for-the-pulumi-message-tests"
+LEGACY = {"client_name": "Legacy", "redirect_uris": ["https://legacy.example.com/cb"]}
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -116,12 +118,7 @@ def test_a_new_client_is_in_sync_and_its_log_names_it_once(steady_as: DevServer,
 
 
 def test_adoption_is_reported_as_adoption_not_as_a_spec_change(steady_as: DevServer, logged: list[str]) -> None:
-    http = HttpClient()
-    elsewhere = rfc7591.register(http, steady_as.registration_endpoint,
-                                 {"client_name": "Legacy", "redirect_uris": ["https://legacy.example.com/cb"]},
-                                 initial_access_token=SecretStr(IAT))
-    http.close()
-    assert elsewhere.registration_access_token is not None and elsewhere.registration_client_uri is not None
+    elsewhere = register_elsewhere(steady_as.registration_endpoint, IAT, LEGACY)
     created = OAuthClientProvider().create(program_inputs(
         steady_as, client_name="Legacy, managed", redirect_uris=["https://legacy.example.com/cb"],
         adopt_client_id=elsewhere.client_id, adopt_registration_client_uri=elsewhere.registration_client_uri,
