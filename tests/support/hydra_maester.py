@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from support.cache import component_dir, free_port, stop_process
+from support.child_process import LoggedChild
 from support.go_source import build_once, copy_source, digest, peers_dir, run_go
 from support.kube import ComponentUnavailable
 
@@ -126,7 +127,7 @@ def oauth2client(name: str, secret_name: str) -> dict[str, Any]:
             "spec": {"grantTypes": ["client_credentials"], "secretName": secret_name}}
 
 
-class HydraMaesterProcess:
+class HydraMaesterProcess(LoggedChild):
     """hydra-maester as a child process under its ServiceAccount's kubeconfig, talking to Hydra's admin API.
 
     Without leader election: upstream's manager.yaml passes ``--enable-leader-election`` but its
@@ -169,17 +170,6 @@ class HydraMaesterProcess:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
-
-    def rss_bytes(self) -> tuple[int, int]:
-        """(current, peak) resident set size, from /proc."""
-        fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.pid}/status").read_text().splitlines())
-        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from support.cache import free_port
+from support.child_process import LoggedChild
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -64,7 +65,7 @@ def install_chart(helm: Callable[..., object], admin: ApiClient) -> None:
     wait_for(established, "CRDs established")
 
 
-class OperatorProcess:
+class OperatorProcess(LoggedChild):
     """`clientreg-operator run` as a child process, the way the Deployment runs it."""
 
     def __init__(self, kubeconfig: Path, log_dir: Path, *, identity: str, extra: tuple[str, ...] = (),
@@ -105,23 +106,11 @@ class OperatorProcess:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"operator {self.identity} exited with {self.proc.returncode}:\n{self.log_tail()}")
 
-    def rss_bytes(self) -> tuple[int, int]:
-        """(current, peak) resident set size of the operator process, from /proc."""
-        assert self.proc is not None
-        fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines())
-        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
-
     def metrics(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
 
     def is_leader(self) -> bool:
         return any(line.startswith("clientreg_leader 1") for line in self.metrics().splitlines())
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no lease release, like a node dying."""

@@ -6,9 +6,8 @@ language host named by its ``runtime``; for Python that is ``pulumi-language-pyt
 proxy, so its source is kept in the peers folder (``shared/peers/pulumi-language-hosts/python``
 beside the checkout, see its README), pinned to the test CLI's ``pkg/v3``/``sdk/v3``; its
 dependencies do come from the proxy. The binary is cached as its own component, keyed by the
-source's hash, and copied into the engine's bin folder next to ``pulumi``.
-
-    cd tests && python -m support.pulumi_python_host    # builds (once) and prints the binary
+source's hash, and copied into the engine's bin folder next to ``pulumi`` by
+``support.pulumi_engine.ensure_pulumi`` (``cd tests && python -m support.pulumi_engine build`` builds both).
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -87,19 +84,3 @@ def install_python_host(bin_dir: Path) -> Path:
     os.replace(partial, target)
     stamp.write_text(f"{key}\n")
     return target
-
-
-def main() -> int:
-    started = time.monotonic()
-    try:
-        binary = ensure_python_host()
-    except (PythonHostUnavailable, subprocess.CalledProcessError) as exc:
-        print(f"{HOST_NAME} unavailable: {exc}", file=sys.stderr)
-        return 1
-    print(f"{HOST_NAME} ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
-    print(binary)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
