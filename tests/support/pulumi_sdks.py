@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from support.cache import build_lock, component_dir, go_env, is_complete, mark_complete
+from support.cache import component_dir, go_env
+from support.go_source import build_once
 from support.pulumi_engine import CLI_EXCLUDES, CLI_REPLACES, CLI_VERSION, PKG_MODULE, SDK_MODULE, ensure_pulumi
 from support.pulumi_hosts import ensure_node_modules, ensure_nodejs_host
 
@@ -37,25 +38,21 @@ def ensure_go_sdkgen() -> Path:
     """Build ``pulumi-sdkgen-go`` once (pkg/v3 at the CLI's version); return the binary."""
     folder = component_dir("pulumi-sdkgen-go", CLI_VERSION)
     binary = folder / "bin" / "pulumi-sdkgen-go"
-    if is_complete(folder):
-        return binary
-    if shutil.which("go") is None:
-        raise SdkUnavailable("generating the Go SDK needs the Go toolchain (go not on PATH)")
-    with build_lock(folder):
-        if not is_complete(folder):
-            src = folder / "src"
-            src.mkdir(parents=True, exist_ok=True)
-            lines = ["module clientreg.test/sdkgen", "", "go 1.24", "",
-                     f"require (\n\t{PKG_MODULE} v{CLI_VERSION}\n\t{SDK_MODULE} v{CLI_VERSION}\n)", ""]
-            lines += [f"replace {old} => {new}" for old, new in CLI_REPLACES.items()]
-            lines += [f"exclude {ex}" for ex in CLI_EXCLUDES]
-            (src / "go.mod").write_text("\n".join(lines) + "\n")
-            shutil.copy(SDKGEN_GO_SOURCE, src / "main.go")
-            with open(folder / "build.log", "w") as log:
-                for cmd in (["go", "mod", "tidy"], ["go", "build", "-o", str(binary), "."]):
-                    subprocess.run(cmd, cwd=src, env=go_env(), check=True, stdout=log, stderr=log)
-            mark_complete(folder)
-    return binary
+
+    def build() -> None:
+        src = folder / "src"
+        src.mkdir()
+        lines = ["module clientreg.test/sdkgen", "", "go 1.24", "",
+                 f"require (\n\t{PKG_MODULE} v{CLI_VERSION}\n\t{SDK_MODULE} v{CLI_VERSION}\n)", ""]
+        lines += [f"replace {old} => {new}" for old, new in CLI_REPLACES.items()]
+        lines += [f"exclude {ex}" for ex in CLI_EXCLUDES]
+        (src / "go.mod").write_text("\n".join(lines) + "\n")
+        shutil.copy(SDKGEN_GO_SOURCE, src / "main.go")
+        with open(folder / "build.log", "w") as log:
+            for cmd in (["go", "mod", "tidy"], ["go", "build", "-o", str(binary), "."]):
+                subprocess.run(cmd, cwd=src, env=go_env(), check=True, stdout=log, stderr=log)
+
+    return build_once(folder, binary, build, what="the Go SDK generator", unavailable=SdkUnavailable)
 
 
 def build_sdks(out: Path, languages: tuple[str, ...] = LANGUAGES) -> Path:
