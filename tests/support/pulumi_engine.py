@@ -13,11 +13,9 @@ file backend, so nothing ever talks to Pulumi Cloud or downloads a plugin.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib.metadata
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +26,8 @@ from typing import Any
 
 from pulumi import automation as auto
 
-from support.cache import cache_root, component_dir, go_build_tools_module, go_env, is_complete, mark_complete
+from support.cache import cache_root, component_dir, go_build_tools_module, go_env
+from support.go_source import build_once
 from support.pulumi_python_host import HOST_NAME, PythonHostUnavailable, install_python_host
 
 PKG_MODULE = "github.com/pulumi/pulumi/pkg/v3"
@@ -88,18 +87,6 @@ def required_executables() -> tuple[str, ...]:
     return ("pulumi", "pulumi-language-python-exec", "pulumi-resource-pulumi-python", HOST_NAME)
 
 
-@contextlib.contextmanager
-def _build_lock() -> Iterator[None]:
-    # pytest-xdist workers or a CI pre-build running next to a test session must not build into
-    # the same folder at once.
-    with open(cache_root() / "pulumi.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _module_zip(module: str, version: str, log: Path) -> Path:
     with open(log, "a") as out:
         result = subprocess.run(
@@ -126,15 +113,8 @@ def _copy_shims(bin_dir: Path, log: Path) -> None:
 
 
 def _build(folder: Path) -> None:
-    if shutil.which("go") is None:
-        raise PulumiUnavailable(
-            "building the Pulumi CLI needs the Go toolchain (go not on PATH); "
-            f"or set {BIN_OVERRIDE_VAR} to a folder holding {', '.join(required_executables())}"
-        )
-    if folder.exists():
-        shutil.rmtree(folder)  # a half-built folder from an interrupted run is never trusted
     bin_dir = folder / "bin"
-    bin_dir.mkdir(parents=True)
+    bin_dir.mkdir()
     log = folder / "build.log"
     started = time.monotonic()
     go_build_tools_module(
@@ -152,7 +132,11 @@ def _build(folder: Path) -> None:
     )
     _copy_shims(bin_dir, log)
     (folder / "build-seconds.txt").write_text(f"{time.monotonic() - started:.0f}\n")
-    mark_complete(folder)
+
+
+def _unavailable(reason: str) -> PulumiUnavailable:
+    return PulumiUnavailable(f"{reason}; or set {BIN_OVERRIDE_VAR} to a folder holding "
+                             f"{', '.join(required_executables())}")
 
 
 def ensure_pulumi() -> Path:
@@ -166,10 +150,9 @@ def ensure_pulumi() -> Path:
             raise PulumiUnavailable(f"{BIN_OVERRIDE_VAR}={override} lacks {', '.join(missing)}")
         return bin_dir
     folder = engine_dir()
-    if not is_complete(folder):
-        with _build_lock():
-            if not is_complete(folder):
-                _build(folder)
+    # pytest-xdist workers or a CI pre-build running next to a test session never build into it at once.
+    build_once(folder, folder / "bin" / "pulumi", lambda: _build(folder), what="the Pulumi CLI",
+               unavailable=_unavailable)
     bin_dir = folder / "bin"
     # The host is its own cached component (its source changes apart from the CLI's version), put
     # next to `pulumi` because the CLI looks for language hosts beside itself and on PATH.
