@@ -71,7 +71,7 @@ def build_once(folder: Path, product: Path, build: Callable[[], None], *, what: 
     with build_lock(folder):
         if not (is_complete(folder) and product.exists()):
             shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
+            folder.mkdir(parents=True, exist_ok=True)
             build()
             mark_complete(folder)
     return product
