@@ -92,7 +92,7 @@ def clientreg_apply(folder: Path, state: Path, concurrency: int) -> float:
 
 def clientreg_in_process(folder: Path, state: Path, concurrency: int) -> float:
     """The engine's own cost: the same apply as the CLI, minus interpreter start, imports and YAML."""
-    from clientreg.cli import Runner
+    from clientreg.cli.runner import Runner
     from clientreg.documents import load_documents
     from clientreg.store import LocalStore
 

@@ -2,7 +2,7 @@
 without a cluster (the Pulumi provider's Kubernetes option uses the same client).
 
 Objects travel as plain dicts in their JSON shape (camelCase, Secret data base64-encoded): the same
-shape kopf hands to handlers and the one the fakes in the unit tests store.
+shape watch events carry and the one the fakes in the unit tests store.
 """
 
 from __future__ import annotations

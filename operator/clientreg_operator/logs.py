@@ -16,10 +16,6 @@ from typing import Any
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
 
-# What kopf's per-object loggers attach to every record: its own routing, and the whole OperatorSettings.
-_KOPF_INTERNAL = {"k8s_ref", "k8s_skip", "settings"}
-
-
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -28,11 +24,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        ref = getattr(record, "k8s_ref", None)  # kopf's per-object loggers
-        if isinstance(ref, dict):
-            entry["object"] = {k: ref.get(k) for k in ("kind", "namespace", "name") if ref.get(k)}
         for key, value in vars(record).items():
-            if key not in _STANDARD and key not in _KOPF_INTERNAL and not key.startswith("_"):
+            if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

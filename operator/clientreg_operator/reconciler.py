@@ -1,8 +1,8 @@
 """One reconcile of one OAuthClient: cluster state in, engine, Secrets + status + Events out.
 
 Synchronous on purpose: the engine is, and its ``save`` must have written the record Secret before it
-returns (a new registration access token is never held only in memory). The async handlers run this
-in a worker thread, one reconcile per object at a time.
+returns (a new registration access token is never held only in memory). The controller runs this in
+a worker thread, one reconcile per object at a time (controller.py).
 
 Every trigger (create, update, resume, the schedule, the rotate annotation) runs :meth:`Reconciler.reconcile`;
 events about the Secrets the operator owns run :meth:`Reconciler.heal`, which restores the credentials
@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -41,6 +40,7 @@ from .connections import Connections
 from .documents import DocumentIndex, DocumentNotServed
 from .metrics import Metrics
 from .records import RecordStore
+from .result import Result
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +57,6 @@ def guarded_fetch(url: str) -> Any:
     """Published documents are read through the SSRF guard: a tenant's clientIdUrl or jwksUri must not
     make the operator reach cluster-internal hosts (https only, no redirects, public addresses only)."""
     return ssrf.fetch_json(url)
-
-
-@dataclass(frozen=True)
-class Result:
-    """What the caller needs to schedule the next look."""
-
-    #: Deletion only: True when the client is gone (or orphaned) and the finalizer may go.
-    finished: bool = True
-    #: Seconds until the next reconcile is due; None: only a change to the resource brings one.
-    requeue_after: float | None = None
-    #: The credentials in the Secret were replaced (rotation, re-registration): consumers may restart.
-    rotated: bool = False
-    secret_name: str | None = None
-    client_id: str | None = None
-    reason: str | None = None
 
 
 def _utc_now() -> datetime:
@@ -145,13 +130,17 @@ class Reconciler:
                                             f"from the registration of client {record.client_id}")
         return None
 
+    def forget(self, namespace: str, name: str) -> None:
+        """The object is gone (or out of this operator's shard): drop its metrics and its failure count."""
+        self.metrics.forget(namespace, name)
+        self._failures.pop((namespace, name), None)
+
     # --- the reconcile ---------------------------------------------------------------------------------
 
     def _reconcile(self, namespace: str, name: str) -> Result:
         body = self.cluster.get_client(namespace, name)
         if body is None:
-            self.metrics.forget(namespace, name)
-            self._failures.pop((namespace, name), None)
+            self.forget(namespace, name)
             self._serve_documents(namespace, name, None)
             return Result()
         deleting = bool(body["metadata"].get("deletionTimestamp"))
@@ -373,11 +362,15 @@ class Reconciler:
             facts["secretName"] = secret_name
         new = st.with_conditions(facts, conditions, generation)
 
-        # Events: what the engine did, then any change of the Ready condition not already told.
+        # Events: what the engine did, then any change of the Ready condition not already told. A routine first
+        # registration posts none (cert-manager's way: its Ready condition and status.registeredAt tell it), so
+        # a new client costs four writes: finalizer, record, credentials Secret, status (docs/performance.md).
         told: set[str] = set()
         for event in outcome.events if outcome else []:
-            self.cluster.post_event(body, warning=event.warning, reason=str(event.reason), message=event.message)
             told.update((str(event.reason), str(event.cause)))  # the outcome, and the cause its message tells
+            if event.cause != Reason.NOT_REGISTERED or old.get("clientId"):
+                self.cluster.post_event(body, warning=event.warning, reason=str(event.reason),
+                                        message=event.message)
         old_ready = st.ready_reason(old)
         # After an action the engine's own event already tells the story; a condition change needs its own
         # event when nothing else was said (recovery, waiting) or when something is wrong.

@@ -1,4 +1,4 @@
-"""``clientreg-operator run``: probes and metrics, leader election, then kopf until told to stop."""
+"""``clientreg-operator run``: probes and metrics, leader election, then the controllers until told to stop."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import logging
 import signal
 from typing import cast
 
-import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -17,15 +16,17 @@ from clientreg_kube.cluster import KubeCluster
 from . import logs
 from .config import OperatorConfig
 from .connections import Connections
+from .controller import ClientController
 from .docfeed import RecordFeed
 from .documents import DocumentIndex
 from .endpoints import Health, serve
-from .handlers import register, settings_for, watch_streams_for
+from .kubeapi import AsyncKube
 from .leader import LeaseElector
 from .metrics import Metrics
 from .reconciler import Reconciler
 from .records import RecordStore
-from .runtime import Runtime
+from .servers import ServerChecker
+from .watches import informers, run_until, watch_streams_for
 
 log = logging.getLogger("clientreg_operator")
 
@@ -38,7 +39,7 @@ FIRST_LIST_PATIENCE = 10.0
 
 def _api_client(cfg: OperatorConfig) -> k8s.ApiClient:
     if cfg.kubeconfig:
-        # kopf logs in with this client's configuration (see handlers.register).
+        # The watches log in with this client's configuration too (kubeapi.AsyncKube).
         return cast(k8s.ApiClient, k8s_config.new_client_from_config(config_file=cfg.kubeconfig))
     try:
         k8s_config.load_incluster_config()
@@ -77,7 +78,9 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
     elector: LeaseElector | None = None
     holding: asyncio.Task[bool] | None = None
     lost = False
-    runtime: Runtime | None = None
+    controller: ClientController | None = None
+    checker: ServerChecker | None = None
+    watch_api: AsyncKube | None = None
     sweeping: asyncio.Task[None] | None = None
     try:
         # Ready once the documents are listed (or a while later when the API server is away): a replica that
@@ -92,7 +95,7 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
                 return 0
             metrics.leader.set(1)
             holding = asyncio.create_task(elector.hold(stop))
-            # Losing the Lease stops kopf: the process exits and is restarted as a standby.
+            # Losing the Lease stops the controllers: the process exits and is restarted as a standby.
             holding.add_done_callback(lambda task: stop.set())
         else:
             metrics.leader.set(1)
@@ -103,19 +106,19 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
         reconciler = Reconciler(cluster, connections, drift_check_interval=cfg.drift_check_interval,
                                 metrics=metrics, backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max,
                                 documents=documents, records_namespace=cfg.records_namespace)
-        runtime = Runtime(reconciler, workers=cfg.workers, restart_deployments=cfg.restart_deployments)
-        registry = kopf.OperatorRegistry()
-        register(registry, runtime, label_selector=cfg.label_selector,
-                 cluster_resource_namespace=cfg.cluster_resource_namespace, address_policies=cfg.address_policies,
-                 watch_streams=watch_streams_for(cfg.namespaces, watch_credentials=cfg.watch_credentials),
-                 records_namespace=cfg.records_namespace, watch_credentials=cfg.watch_credentials,
-                 client_configuration=api.configuration if cfg.kubeconfig else None)
+        watch_api = AsyncKube(api.configuration, watch_streams=watch_streams_for(
+            cfg.namespaces, watch_credentials=cfg.watch_credentials))
+        controller = ClientController(reconciler, watch_api, workers=cfg.workers,
+                                      restart_deployments=cfg.restart_deployments,
+                                      records_namespace=cfg.records_namespace)
+        checker = ServerChecker(cluster, cluster_resource_namespace=cfg.cluster_resource_namespace,
+                                address_policies=cfg.address_policies)
+        watched = informers(watch_api, controller, checker, namespaces=cfg.namespaces,
+                            label_selector=cfg.label_selector, watch_credentials=cfg.watch_credentials)
         log.info("serving %s; records in namespace %s", "all namespaces" if cfg.clusterwide
                  else ", ".join(cfg.namespaces), cfg.records_namespace)
         sweeping = asyncio.create_task(sweep_records(reconciler.records, stop))
-        await kopf.operator(registry=registry, settings=settings_for(label_selector=cfg.label_selector),
-                            clusterwide=cfg.clusterwide, namespaces=list(cfg.namespaces), standalone=True,
-                            stop_flag=stop)
+        await run_until(stop, controller, watched)
         if holding is not None and holding.done() and not holding.result():
             lost = True
     finally:
@@ -129,8 +132,12 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
         if holding is not None:
             with contextlib.suppress(Exception):
                 lost = lost or not await holding
-        if runtime is not None:
-            runtime.close()
+        if checker is not None:
+            checker.close()
+        if controller is not None:
+            controller.close()
+        if watch_api is not None:
+            await watch_api.close()
         if elector is not None and not lost:
             await asyncio.to_thread(elector.release)
         metrics.leader.set(0)

@@ -1,13 +1,14 @@
 """Status of AuthorizationServer and ClusterAuthorizationServer: can clients register there?
 
 cert-manager's Issuer Ready condition: the server's metadata was discovered (or its registration
-endpoint is given) and its initial access token Secret exists. A failing server is looked at again with
-backoff by kopf; clients referencing it report their own conditions either way. kstatus's Stalled or
+endpoint is given) and its initial access token Secret exists. A failing server is looked at again after
+a delay (:class:`ServerChecker`); clients referencing it report their own conditions either way. kstatus's Stalled or
 Reconciling accompany a Ready=False, by the same table as clients' (status.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,3 +70,64 @@ def check_server(cluster: Cluster, body: Body, *, cluster_resource_namespace: st
     if patch is not None:
         cluster.patch_server_status(kind, namespace, name, patch)
     return error
+
+
+class ServerChecker:
+    """Writes (Cluster)AuthorizationServer status on every watch event of one (the first list included); a
+    failing server is looked at again after a delay. Its own status write comes back as an event and is
+    checked once more, with nothing left to write."""
+
+    def __init__(self, cluster: Cluster, *, cluster_resource_namespace: str, retry_after: float = 30.0,
+                 address_policies: ServerAddressPolicies = DEFAULT_ADDRESS_POLICIES) -> None:
+        self.cluster = cluster
+        self.cluster_resource_namespace = cluster_resource_namespace
+        self.address_policies = address_policies
+        self.retry_after = retry_after
+        self._retries: dict[tuple[str, str | None, str], asyncio.Task[None]] = {}
+        self._checks: set[asyncio.Task[None]] = set()
+
+    def notify(self, kind: str, body: Body, old: Body | None = None) -> None:
+        """The informer's handler: the check runs as its own task (it reads Secrets and the AS's metadata)."""
+        task = asyncio.get_running_loop().create_task(self.on_event(kind, body))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def on_event(self, type: str | None, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        key = (str(body.get("kind")), meta.get("namespace"), str(meta.get("name")))
+        retry = self._retries.pop(key, None)
+        if retry is not None and retry is not asyncio.current_task():
+            retry.cancel()
+        if type == "DELETED" or meta.get("deletionTimestamp"):
+            return
+        await self._check(key, body)
+
+    async def _check(self, key: tuple[str, str | None, str], body: dict[str, Any]) -> None:
+        error: Exception | None
+        try:
+            error = await asyncio.to_thread(check_server, self.cluster, body,
+                                            cluster_resource_namespace=self.cluster_resource_namespace,
+                                            address_policies=self.address_policies)
+        except Exception as exc:  # e.g. the API server briefly unreachable: look again later
+            error = exc
+        if error is not None:
+            self._retries[key] = asyncio.create_task(self._again(key))
+
+    async def _again(self, key: tuple[str, str | None, str]) -> None:
+        # A later Secret or a reachable server turns it Ready (the IAT Secret is not watched).
+        await asyncio.sleep(self.retry_after)
+        if self._retries.get(key) is not asyncio.current_task():
+            return  # superseded by a newer event
+        del self._retries[key]
+        kind, namespace, name = key
+        try:
+            body = await asyncio.to_thread(self.cluster.get_server, kind, namespace, name)
+        except Exception:  # the API server briefly unreachable: try again later
+            self._retries[key] = asyncio.create_task(self._again(key))
+            return
+        if body is not None:
+            await self._check(key, body)
+
+    def close(self) -> None:
+        for task in [*self._retries.values(), *self._checks]:
+            task.cancel()

@@ -306,7 +306,7 @@ def test_leader_pod_deleted_another_takes_over_and_a_new_pod_comes(
     holder = eventually(cluster.lease_holder, "a Lease holder", timeout=90)
     cluster.core.delete_namespaced_pod(holder, NAMESPACE)
     # The deleted Pod gets SIGTERM and hands the Lease back; the waiting standby and the ReplicaSet's
-    # replacement (already waiting too, when kopf's shutdown takes longer than its start) race for it.
+    # replacement (already waiting too, when the old Pod's shutdown takes longer than its start) race for it.
     replaced = eventually(lambda: (ready := cluster.ready_pods()) and len(ready) == 2
                           and holder not in {p.metadata.name for p in ready} and ready,
                           f"a replacement Pod Ready\n{cluster.logs()}", timeout=180)

@@ -1,7 +1,7 @@
 """secrets.watchCredentials=false end to end: a release whose RBAC has no list/watch on Secrets at all, and an
 operator (--no-watch-credentials) under exactly that ServiceAccount that still registers, publishes and heals.
 
-Proves the stricter mode is sufficient (kopf would fail its Secret watch with 403 if anything still asked
+Proves the stricter mode is sufficient (a Secret watch would fail with 403 forever if anything still asked
 for one) and that healing then happens at the drift check instead of through the watch.
 """
 

@@ -1,0 +1,248 @@
+"""The OAuthClient controller: watch events in, one work queue, reconciles in worker threads.
+
+What triggers a full reconcile (:meth:`Reconciler.reconcile`): an OAuthClient seen for the first time
+(the start of the operator included: every client is looked at once), a new ``metadata.generation``
+(a spec change), a deletion, a rotate annotation value not yet honoured, and the next due time the
+last reconcile asked for (drift check, rotation ahead of expiry, end of a grace period, retry). Its
+own status and finalizer writes change neither generation nor annotations, so they trigger nothing.
+A change to a Secret the operator owns asks for :meth:`Reconciler.heal` only, which restores the
+credentials Secret from the record without asking the authorization server anything.
+
+The finalizer is added by the worker in the same pass, before the reconcile (so a client is never
+registered at the AS without it), and only when missing; it is removed once a deletion is finished.
+No bookkeeping of the controller's own is written anywhere: its state is the queue, in memory, and
+is rebuilt from the first list after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from clientreg.names import path_segment
+from clientreg.spec import GROUP, VERSION
+from clientreg_kube.cluster import Body
+from clientreg_kube.conventions import (
+    CLIENT_ANNOTATION,
+    CLIENT_FINALIZER,
+    OAUTHCLIENTS,
+    ROLE_LABEL,
+    ROLE_RECORD,
+    ROTATE_ANNOTATION,
+)
+
+from .informer import Key, key_of
+from .kubeapi import ApiError, AsyncKube
+from .reconciler import Reconciler
+from .result import Result
+from .rollout import restart_consumers
+from .workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+def keep_client(obj: Body) -> Body:
+    """What the OAuthClient cache holds of an object: only what the triggers compare (a few hundred bytes,
+    not the whole body with its managedFields)."""
+    meta = obj.get("metadata") or {}
+    return {"metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"),
+                         "resourceVersion": meta.get("resourceVersion"), "generation": meta.get("generation"),
+                         "deletionTimestamp": meta.get("deletionTimestamp"),
+                         "finalizers": list(meta.get("finalizers") or []),
+                         "rotate": (meta.get("annotations") or {}).get(ROTATE_ANNOTATION)},
+            "done": (obj.get("status") or {}).get("lastRotationRequest")}
+
+
+def keep_nothing(obj: Body) -> Body:
+    """Owned Secrets are only compared by resourceVersion (after a relist): no data is cached."""
+    meta = obj.get("metadata") or {}
+    return {"metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"),
+                         "resourceVersion": meta.get("resourceVersion")}}
+
+
+def client_path(namespace: str, name: str) -> str:
+    return (f"/apis/{GROUP}/{VERSION}/namespaces/{path_segment(namespace, kind='namespace')}/{OAUTHCLIENTS}/"
+            f"{path_segment(name)}")
+
+
+def owning_client(secret: Body, records_namespace: str) -> Key | None:
+    """(namespace, name) of the OAuthClient a watched Secret belongs to: its controller ownerReference (a
+    credentials Secret, or a record an older operator left in the tenant's namespace), or for a record in
+    the records namespace its annotation. Only records there are believed: a tenant may label a Secret of
+    its own namespace like a record and name another namespace's OAuthClient in it."""
+    meta = secret.get("metadata") or {}
+    owner = next((ref for ref in meta.get("ownerReferences") or []
+                  if ref.get("kind") == "OAuthClient" and ref.get("controller")), None)
+    if owner is not None:
+        return str(meta.get("namespace")), str(owner["name"])
+    if meta.get("namespace") != records_namespace or (meta.get("labels") or {}).get(ROLE_LABEL) != ROLE_RECORD:
+        return None
+    namespace, _, name = str((meta.get("annotations") or {}).get(CLIENT_ANNOTATION) or "").partition("/")
+    return (namespace, name) if namespace and name else None
+
+
+class ClientController:
+    def __init__(self, reconciler: Reconciler, api: AsyncKube | None, *, workers: int = 8,
+                 restart_deployments: bool = False, records_namespace: str = "clientreg") -> None:
+        self.reconciler = reconciler
+        self.api = api
+        self.workers = workers
+        self.restart_deployments = restart_deployments
+        self.records_namespace = records_namespace
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
+        # A due time (drift check, rotation, retry) asks for a full reconcile.
+        self.queue: WorkQueue[Key] = WorkQueue(backoff_base=1.0, backoff_max=reconciler.backoff_max,
+                                               on_due=lambda key: self.request(key, full=True))
+        #: The OAuthClient cache (the informers' stores, merged): what is served, as the watches last said.
+        self.clients: dict[Key, Body] = {}
+        #: Keys whose next pass must be a full reconcile (absent: a heal is enough).
+        self._full: set[Key] = set()
+        #: The last rotate annotation value each object was reconciled promptly for.
+        self._rotation_requests: dict[Key, str] = {}
+
+    # --- events ---------------------------------------------------------------------------------------------
+
+    def on_client(self, kind: str, obj: Body, old: Body | None) -> None:
+        key = key_of(obj)
+        if kind == "DELETED":  # deleted, or no longer matching this shard's selector: not ours any more
+            self.clients.pop(key, None)
+            self.forget(key)
+            return
+        new = self.clients[key] = keep_client(obj)
+        meta, before = new["metadata"], (old or {}).get("metadata") or {}
+        deleting = bool(meta["deletionTimestamp"])
+        if (old is None or meta["generation"] != before.get("generation")
+                or (deleting and not before.get("deletionTimestamp"))
+                or (not deleting and CLIENT_FINALIZER not in meta["finalizers"])
+                or self._rotation_requested(key, new)):
+            self.request(key, full=True)
+
+    def _rotation_requested(self, key: Key, new: Body) -> bool:
+        """A rotate annotation the status does not report as done yet, not asked for in this process before:
+        once per value, so a failing rotation follows its backoff however many events the object sees."""
+        requested = new["metadata"]["rotate"]
+        if not requested or requested == new["done"] or new["metadata"]["deletionTimestamp"]:
+            return False
+        if self._rotation_requests.get(key) == requested:
+            return False
+        self._rotation_requests[key] = requested
+        return True
+
+    def on_owned_secret(self, kind: str, obj: Body, old: Body | None) -> None:
+        if kind not in ("MODIFIED", "DELETED"):
+            return  # ADDED is our own write (or the first list, which the clients' own first list covers)
+        key = owning_client(obj, self.records_namespace)
+        if key is not None and key in self.clients:  # in the cache: in a served namespace, in this shard
+            self.request(key, full=False)
+
+    def request(self, key: Key, *, full: bool) -> None:
+        if full:
+            self._full.add(key)
+        self.queue.add(key)
+
+    def forget(self, key: Key) -> None:
+        self.queue.cancel_after(key)
+        self.queue.forget(key)
+        self._full.discard(key)
+        self._rotation_requests.pop(key, None)
+        self.reconciler.forget(*key)
+
+    # --- work -----------------------------------------------------------------------------------------------
+
+    async def work(self) -> None:
+        """One worker: take a key, process it, until cancelled."""
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.process(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the API server away, a bug: the key comes back after a backoff
+                delay = self.queue.retry(key)
+                self._full.add(key)
+                log.warning("processing OAuthClient %s/%s failed (%s: %s); again in %.0fs", *key,
+                            type(exc).__name__, str(exc)[:300], delay)
+            finally:
+                self.queue.done(key)
+
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def process(self, key: Key) -> None:
+        cached = self.clients.get(key)
+        full = key in self._full
+        self._full.discard(key)
+        if cached is None:
+            return  # deleted, or out of this shard, since it was queued
+        meta = cached["metadata"]
+        deleting = bool(meta["deletionTimestamp"])
+        if CLIENT_FINALIZER not in meta["finalizers"]:
+            if deleting:
+                return  # our part is done (or never began): other finalizers are not ours to wait for
+            if not await self._add_finalizer(key, meta["finalizers"]):
+                return
+            full = True
+        if not full:
+            await self._in_thread(self.reconciler.heal, *key)
+            return
+        result: Result = await self._in_thread(self.reconciler.reconcile, *key)
+        self.queue.forget(key)
+        if deleting and result.finished:
+            await self._remove_finalizer(key)
+            self.forget(key)
+            return
+        if deleting:  # the client still exists at the AS: the finalizer stays, the deletion is tried again
+            log.info("OAuthClient %s/%s: client not deleted yet (%s); again in %.0fs", *key, result.reason,
+                     result.requeue_after or 30)
+            self.queue.add_after(key, result.requeue_after or 30)
+            self._full.add(key)
+            return
+        if result.requeue_after is None:
+            self.queue.cancel_after(key)
+        else:
+            self.queue.add_after(key, result.requeue_after)
+        if result.rotated and self.restart_deployments and result.secret_name:
+            await self._restart(key[0], result.secret_name, result.client_id or "")
+
+    async def _add_finalizer(self, key: Key, finalizers: list[str]) -> bool:
+        """True when the finalizer is on the object now. kopf's way: a merge patch of the whole list."""
+        assert self.api is not None
+        try:
+            patched = await self.api.merge_patch(client_path(*key),
+                                                 {"metadata": {"finalizers": [*finalizers, CLIENT_FINALIZER]}})
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        if key in self.clients:
+            self.clients[key] = keep_client(patched)
+        return True
+
+    async def _remove_finalizer(self, key: Key) -> None:
+        assert self.api is not None
+        path = client_path(*key)
+        try:
+            current = await self.api.request("GET", path)
+            finalizers = (current.get("metadata") or {}).get("finalizers") or []
+            if CLIENT_FINALIZER in finalizers:
+                await self.api.merge_patch(path, {"metadata": {
+                    "finalizers": [f for f in finalizers if f != CLIENT_FINALIZER],
+                    "resourceVersion": current["metadata"]["resourceVersion"]}})
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    async def _restart(self, namespace: str, secret_name: str, client_id: str) -> None:
+        try:
+            await asyncio.to_thread(restart_consumers, self.reconciler.cluster, namespace, secret_name, client_id)
+        except Exception as exc:  # a failed restart must not undo a successful rotation
+            log.warning("could not restart consumers of Secret %s/%s: %s", namespace, secret_name, exc)
+
+    def close(self) -> None:
+        # Not waiting: a reconcile in progress finishes in its thread (the interpreter joins them at exit), so
+        # a registration the AS just answered is still written to its record Secret.
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.reconciler.connections.close()

@@ -1,0 +1,116 @@
+"""The operator's asynchronous line to the API server: lists, watch streams and the finalizer patches.
+
+aiohttp (the endpoints server's library) over the same credentials as the reconciler's synchronous
+client (a ``kubernetes.client.Configuration``: a kubeconfig, or the in-cluster ServiceAccount whose
+token the configuration's refresh hook re-reads). The reconciles themselves stay on the synchronous
+client in worker threads (see reconciler.py); only what must not hold a thread (watch streams that
+stay open for minutes) or what the controller itself writes (finalizers) goes through here.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from clientreg_kube.cluster import Body
+from clientreg_kube.conventions import MERGE_PATCH
+
+#: Connections besides the watch streams (lists, finalizer patches): a burst of patches must not open one
+#: TLS connection per patch in flight (asyncio keeps a 256 KiB buffer for each, and the high-water mark stays).
+REQUEST_CONNECTIONS = 8
+
+
+class ApiError(Exception):
+    """The API server answered a status other than 2xx (the body is not kept: it may echo an object)."""
+
+    def __init__(self, status: int, method: str, path: str, reason: str = "") -> None:
+        super().__init__(f"{method} {path}: HTTP {status} {reason}".rstrip())
+        self.status = status
+        self.reason = reason
+
+
+def _ssl_context(configuration: Any) -> ssl.SSLContext | bool:
+    if not configuration.verify_ssl:
+        return False
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file or None)
+    return context
+
+
+def _status_reason(data: bytes) -> str:
+    try:
+        found = json.loads(data)
+    except ValueError:
+        return ""
+    return str(found.get("reason") or "") if isinstance(found, dict) else ""
+
+
+class AsyncKube:
+    def __init__(self, configuration: Any, *, watch_streams: int) -> None:
+        self.configuration = configuration
+        self.server = str(configuration.host).rstrip("/")
+        self._session: aiohttp.ClientSession | None = None
+        self._limit = watch_streams + REQUEST_CONNECTIONS
+
+    def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        # Asked for on every request: an in-cluster configuration's hook re-reads the rotated token file.
+        token = (self.configuration.get_api_key_with_prefix("BearerToken")
+                 or self.configuration.get_api_key_with_prefix("authorization"))
+        if token:
+            headers["Authorization"] = token if " " in token else f"Bearer {token}"
+        elif self.configuration.username:
+            headers["Authorization"] = aiohttp.BasicAuth(self.configuration.username,
+                                                         self.configuration.password or "").encode()
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._limit, ssl=_ssl_context(self.configuration)))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
+                      body: Any = None, content_type: str | None = None, timeout: float = 60.0) -> Body:
+        data = json.dumps(body).encode() if body is not None else None
+        async with self.session.request(method, self.server + path, params=params, data=data,
+                                        headers=self._headers(content_type if data is not None else None),
+                                        timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            raw = await response.read()
+            if not 200 <= response.status <= 299:
+                raise ApiError(response.status, method, path, _status_reason(raw))
+            result: Body = json.loads(raw) if raw else {}
+            return result
+
+    async def merge_patch(self, path: str, patch: Body) -> Body:
+        return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
+
+    async def watch(self, path: str, params: dict[str, str], *, timeout: float) -> AsyncIterator[Body]:
+        """The events of one watch request, one JSON object a line, until the server ends it (its
+        ``timeoutSeconds``) or ``timeout`` seconds pass without a byte (a silently dropped connection)."""
+        query = {**params, "watch": "true"}
+        client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=timeout)
+        async with self.session.get(self.server + path, params=query, headers=self._headers(),
+                                    timeout=client_timeout) as response:
+            if response.status != 200:
+                raise ApiError(response.status, "WATCH", path, _status_reason(await response.read()))
+            buffer = b""
+            async for chunk in response.content.iter_any():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)

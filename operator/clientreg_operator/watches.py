@@ -1,0 +1,67 @@
+"""Which resources the operator watches, and the tasks that run its controllers until told to stop.
+
+Per served namespace (or once, cluster-wide): OAuthClients (filtered by the shard's label selector on
+the API server), AuthorizationServers and, unless ``--no-watch-credentials``, the Secrets the operator
+owns (label-selected: other Secrets are never sent, let alone held); and ClusterAuthorizationServers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from clientreg.names import path_segment
+from clientreg.spec import GROUP, VERSION
+from clientreg_kube.conventions import (
+    AUTHORIZATIONSERVERS,
+    CLUSTERAUTHORIZATIONSERVERS,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    OAUTHCLIENTS,
+)
+
+from .controller import ClientController, keep_client, keep_nothing
+from .informer import Informer
+from .kubeapi import AsyncKube
+from .servers import ServerChecker
+
+
+def watch_streams_for(namespaces: tuple[str, ...], *, watch_credentials: bool = True) -> int:
+    """How many watches stay open: OAuthClients, AuthorizationServers and (unless turned off) owned Secrets
+    per namespace (or once, cluster-wide), plus ClusterAuthorizationServers."""
+    return (3 if watch_credentials else 2) * max(1, len(namespaces)) + 1
+
+
+def _path(group: str, plural: str, namespace: str | None) -> str:
+    prefix = f"/apis/{group}/{VERSION}" if group else "/api/v1"
+    scope = "" if namespace is None else f"/namespaces/{path_segment(namespace, kind='namespace')}"
+    return f"{prefix}{scope}/{plural}"
+
+
+def informers(api: AsyncKube, controller: ClientController, checker: ServerChecker, *,
+              namespaces: tuple[str, ...], label_selector: str | None, watch_credentials: bool) -> list[Informer]:
+    found = []
+    for namespace in namespaces or (None,):
+        found.append(Informer(api, _path(GROUP, OAUTHCLIENTS, namespace), controller.on_client,
+                              label_selector=label_selector, keep=keep_client))
+        found.append(Informer(api, _path(GROUP, AUTHORIZATIONSERVERS, namespace), checker.notify, keep=keep_nothing))
+        if watch_credentials:
+            found.append(Informer(api, _path("", "secrets", namespace), controller.on_owned_secret,
+                                  label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}", keep=keep_nothing))
+    found.append(Informer(api, _path(GROUP, CLUSTERAUTHORIZATIONSERVERS, None), checker.notify, keep=keep_nothing))
+    return found
+
+
+async def run_until(stop: asyncio.Event, controller: ClientController, watched: list[Informer]) -> None:
+    """Run the watches, the queue's timers and the workers until ``stop`` is set."""
+    tasks = [asyncio.create_task(informer.run()) for informer in watched]
+    tasks.append(asyncio.create_task(controller.queue.run_timers()))
+    tasks.extend(asyncio.create_task(controller.work()) for _ in range(controller.workers))
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
