@@ -171,7 +171,7 @@ class Reconciler:
             if new is None:
                 self._persist(lambda: self.records.release(body))
             else:
-                self._persist(lambda: self.records.save(body, new))
+                self._persist(lambda: self.records.save(body, new, absent=latest[0] is None))
             latest[0] = new
             self._serve_documents(namespace, name, None if deleting else new, body)
 

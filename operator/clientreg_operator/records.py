@@ -98,8 +98,10 @@ class RecordStore:
                                  "remove it (after checking which client at the AS it describes)")
         return secret
 
-    def save(self, body: Body, record: RegistrationRecord) -> bool:
-        return self.writer.publish(self.render(record, body), owner_uid=None)
+    def save(self, body: Body, record: RegistrationRecord, *, absent: bool = False) -> bool:
+        """``absent``: no record was there when this reconcile began, so it is created without a read first (a
+        record there after all makes the create fail with 409, and the writer reads and updates it then)."""
+        return self.writer.publish(self.render(record, body), owner_uid=None, read_first=not absent)
 
     def release(self, body: Body) -> None:
         """The OAuthClient's deletion is done with the client at the AS: the record goes."""

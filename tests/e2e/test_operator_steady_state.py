@@ -1,6 +1,7 @@
-"""Steady state, counted: one drift-check round over N unchanged clients is N reads at the AS and no write
-anywhere (the API server's audit log counts the operator's Kubernetes writes; bench/converge.py prints the
-same counts at N = 100 and 1,000)."""
+"""Counted from the API server's audit log: a new client costs the operator at most four Kubernetes writes
+(finalizer, record Secret, credentials Secret, status; no bookkeeping annotation, no routine Event), and one
+drift-check round over N unchanged clients is N reads at the AS and no write anywhere (bench/converge.py
+prints the same counts at N = 100 and 1,000)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,12 @@ def test_one_drift_round_reads_each_client_once_and_writes_nothing(
     kube.server(namespace, "dev", {"issuer": counted_server.issuer,
                                    "initialAccessToken": {"secretKeyRef": {"name": "iat", "key": "token"}}})
     eventually(steady_operator.is_leader, "the steady-state operator leading", timeout=60)
+
+    def writes() -> list[dict[str, Any]]:
+        return [e for e in control_plane.audit_events(user=SERVICE_ACCOUNT_USER)
+                if e.get("objectRef", {}).get("resource") != "leases"]
+
+    creation_mark = len(writes())
     for i in range(CLIENTS):
         kube.custom.create_namespaced_custom_object("clientreg.dev", "v1alpha1", namespace, "oauthclients", {
             "apiVersion": "clientreg.dev/v1alpha1", "kind": "OAuthClient",
@@ -60,10 +67,7 @@ def test_one_drift_round_reads_each_client_once_and_writes_nothing(
     for i in range(CLIENTS):
         kube.wait_ready(namespace, f"c{i:03d}")
     time.sleep(2)  # the last status patches and their watch events settle
-
-    def writes() -> list[dict[str, Any]]:
-        return [e for e in control_plane.audit_events(user=SERVICE_ACCOUNT_USER)
-                if e.get("objectRef", {}).get("resource") != "leases"]
+    _assert_at_most_four_writes_per_new_client(kube, namespace, writes()[creation_mark:])
 
     registered = sum(n for route, n in _requests(counted_server).items() if route == "POST /register")
     assert registered == CLIENTS, "one registration per OAuthClient"
@@ -81,3 +85,30 @@ def test_one_drift_round_reads_each_client_once_and_writes_nothing(
     new_writes = writes()[writes_before:]
     assert new_writes == [], "a drift round over unchanged clients writes nothing to Kubernetes: " + ", ".join(
         f"{e['verb']} {e['objectRef'].get('resource')}/{e['objectRef'].get('name')}" for e in new_writes)
+
+
+def _assert_at_most_four_writes_per_new_client(kube: Any, namespace: str, audited: list[dict[str, Any]]) -> None:
+    """The creation's writes, per client: its finalizer (patch oauthclients), its record Secret (in the
+    records namespace, named by the client's UID), its credentials Secret and its status; nothing else."""
+    uids = {item["metadata"]["uid"]: item["metadata"]["name"] for item in kube.custom.list_namespaced_custom_object(
+        "clientreg.dev", "v1alpha1", namespace, "oauthclients")["items"]}
+    per_client: dict[str, list[str]] = {}
+    for event in audited:
+        ref = event.get("objectRef", {})
+        name = str(ref.get("name") or "")
+        if ref.get("resource") == "authorizationservers":
+            continue  # the server's own status, written once for all its clients
+        if ref.get("namespace") == namespace:
+            owner = name.removesuffix("-oauth") if ref.get("resource") == "secrets" else name
+        elif ref.get("resource") == "secrets" and name.startswith("clientreg-record-"):
+            owner = uids.get(name.removeprefix("clientreg-record-"), "")
+        else:
+            continue
+        if ref.get("resource") == "events" and not owner:
+            owner = "(event)"
+        what = f"{event['verb']} {ref.get('resource')}" + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        per_client.setdefault(owner, []).append(what)
+    assert set(per_client) == set(uids.values()), per_client.keys() - set(uids.values())
+    expected = ["create secrets", "create secrets", "patch oauthclients", "patch oauthclients/status"]
+    too_many = {name: sorted(done) for name, done in per_client.items() if sorted(done) != expected}
+    assert not too_many, f"a new client costs exactly these four writes, {expected}: {too_many}"
