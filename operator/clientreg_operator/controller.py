@@ -114,10 +114,10 @@ class ClientController:
         new = self.clients[key] = keep_client(obj)
         meta, before = new["metadata"], (old or {}).get("metadata") or {}
         deleting = bool(meta["deletionTimestamp"])
-        if (old is None or meta["generation"] != before.get("generation")
+        rotation = self._rotation_requested(key, new)  # noted even when something else triggers this reconcile
+        if (rotation or old is None or meta["generation"] != before.get("generation")
                 or (deleting and not before.get("deletionTimestamp"))
-                or (not deleting and CLIENT_FINALIZER not in meta["finalizers"])
-                or self._rotation_requested(key, new)):
+                or (not deleting and CLIENT_FINALIZER not in meta["finalizers"])):
             self.request(key, full=True)
 
     def _rotation_requested(self, key: Key, new: Body) -> bool:
@@ -163,8 +163,10 @@ class ClientController:
             except Exception as exc:  # the API server away, a bug: the key comes back after a backoff
                 delay = self.queue.retry(key)
                 self._full.add(key)
-                log.warning("processing OAuthClient %s/%s failed (%s: %s); again in %.0fs", *key,
-                            type(exc).__name__, str(exc)[:300], delay)
+                # The type and HTTP status only: an API error's text may echo a body, and bodies hold Secrets.
+                status = getattr(exc, "status", None)
+                log.warning("processing OAuthClient %s/%s failed (%s%s); again in %.0fs", *key, type(exc).__name__,
+                            f" HTTP {status}" if status else "", delay)
             finally:
                 self.queue.done(key)
 

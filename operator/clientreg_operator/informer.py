@@ -75,8 +75,9 @@ class Informer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # unreachable, restarting (5xx), 403 until RBAC settles: later
-                log.warning("watch of %s failed (%s: %s); again in %.1fs", self.path, type(exc).__name__,
-                            str(exc)[:200], delay)
+                # ApiError's text is method, path, status and reason; nothing else is quoted (bodies hold Secrets).
+                text = str(exc) if isinstance(exc, ApiError) else type(exc).__name__
+                log.warning("watch of %s failed (%s); again in %.1fs", self.path, text, delay)
                 await asyncio.sleep(delay)
                 delay = min(self.retry_max, delay * 2)
 
