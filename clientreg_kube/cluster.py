@@ -128,9 +128,12 @@ class KubeCluster:
         """The Secrets, a page at a time: a list of 1,000 record Secrets in one answer is ~17 MiB of bytes, text
         and dicts at once in the operator (every replica lists them every few seconds, docfeed.py); a page of
         ``LIST_PAGE`` holds a tenth of that. A continue token that expired mid-list (410) raises: list again."""
-        query = {"labelSelector": label_selector, "limit": str(LIST_PAGE)}
+        path = _secrets(namespace)  # a crafted namespace is refused here, at the call, not at the first read
+        return self._pages(path, {"labelSelector": label_selector, "limit": str(LIST_PAGE)})
+
+    def _pages(self, path: str, query: dict[str, str]) -> Iterator[Body]:
         while True:
-            found = self.request_json("GET", _secrets(namespace), query=query)
+            found = self.request_json("GET", path, query=query)
             yield from found.get("items") or []
             token = (found.get("metadata") or {}).get("continue")
             if not token:
