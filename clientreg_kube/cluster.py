@@ -125,9 +125,9 @@ class KubeCluster:
         return self._get(f"/api/v1/namespaces/{name}")
 
     def list_secrets(self, namespace: str, label_selector: str) -> Iterator[Body]:
-        """The Secrets, a page at a time: a list of 1,000 record Secrets in one answer is ~17 MiB of bytes, text
-        and dicts at once in the operator (every replica lists them every few seconds, docfeed.py); a page of
-        ``LIST_PAGE`` holds a tenth of that. A continue token that expired mid-list (410) raises: list again."""
+        """The Secrets, a page at a time, read as they are iterated: one answer with 1,000 record Secrets held
+        all of them at once as bytes, text and dicts (every replica lists them every few seconds, docfeed.py),
+        and the RSS keeps that high-water mark. A continue token that expired mid-list (410) raises."""
         path = _secrets(namespace)  # a crafted namespace is refused here, at the call, not at the first read
         return self._pages(path, {"labelSelector": label_selector, "limit": str(LIST_PAGE)})
 
