@@ -30,7 +30,7 @@ from clientreg.spec import (
     OAuthClient,
     parse_document,
 )
-from clientreg_kube.cluster import Cluster
+from clientreg_kube.cluster import Body, Cluster
 from clientreg_kube.secrets import decode
 
 from .config import DEFAULT_ADDRESS_POLICIES, ServerAddressPolicies
@@ -64,8 +64,11 @@ class _Shared:
 class Connections:
     def __init__(self, cluster: Cluster, *, cluster_resource_namespace: str,
                  http_factory: HttpFactory = default_http_factory,
-                 address_policies: ServerAddressPolicies = DEFAULT_ADDRESS_POLICIES) -> None:
+                 address_policies: ServerAddressPolicies = DEFAULT_ADDRESS_POLICIES,
+                 get_server: Callable[[str, str | None, str], Body | None] | None = None) -> None:
         self.cluster = cluster
+        #: Where (Cluster)AuthorizationServers are read: the operator's watch cache (watches.ServerCache).
+        self.get_server = get_server or cluster.get_server
         self.cluster_resource_namespace = cluster_resource_namespace
         self.http_factory = http_factory
         #: Every connection to an AS of this operator goes through the policy of its kind.
@@ -75,7 +78,7 @@ class Connections:
 
     def _server_spec(self, key: ServerKey) -> tuple[AuthorizationServerSpec | None, str]:
         kind, namespace, name = key
-        body = self.cluster.get_server(kind, namespace or None, name)
+        body = self.get_server(kind, namespace or None, name)
         if body is None:
             return None, ""
         document = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}

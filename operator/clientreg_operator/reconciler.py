@@ -265,7 +265,10 @@ class Reconciler:
         namespace = body["metadata"]["namespace"]
         desired = render_credentials(record, client.spec.secret_template, name=client.secret_name,
                                      namespace=namespace, client_name=client.metadata.name, owner=body)
-        existing = self.cluster.get_secret(namespace, client.secret_name)
+        # Never published for this object (no status.secretName): created without a read first. A Secret of that
+        # name there after all makes the create answer 409; the writer reads it then, and refuses one not ours.
+        published = (body.get("status") or {}).get("secretName")
+        existing = self.cluster.get_secret(namespace, client.secret_name) if published else None
         written = self.writer.publish(desired, owner_uid=body["metadata"]["uid"], existing=existing, read_first=False)
         rotated = written and credentials_changed(existing, desired, client.spec.secret_template)
         previous = (body.get("status") or {}).get("secretName")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from clientreg.names import path_segment
 from clientreg.spec import GROUP, VERSION
+from clientreg_kube.cluster import Body
 from clientreg_kube.conventions import (
     AUTHORIZATIONSERVERS,
     CLUSTERAUTHORIZATIONSERVERS,
@@ -38,18 +40,48 @@ def _path(group: str, plural: str, namespace: str | None) -> str:
     return f"{prefix}{scope}/{plural}"
 
 
+class ServerCache:
+    """Where the reconciles read (Cluster)AuthorizationServers: the server watches' caches, once they have
+    listed (a GET of the server per reconcile was one of five reads per new client); a GET before that, and
+    for a server of a namespace this operator does not watch. Read from the reconcile threads: a dict lookup."""
+
+    def __init__(self, fallback: Callable[[str, str | None, str], Body | None]) -> None:
+        self.fallback = fallback
+        #: (kind, namespace or None for every namespace) → the informer of those servers
+        self.informers: dict[tuple[str, str | None], Informer] = {}
+
+    def __call__(self, kind: str, namespace: str | None, name: str) -> Body | None:
+        cluster_scoped = kind == "ClusterAuthorizationServer"
+        scope = None if cluster_scoped or (kind, namespace) not in self.informers else namespace
+        informer = self.informers.get((kind, scope))
+        if informer is None or not informer.synced.is_set():
+            return self.fallback(kind, namespace, name)
+        return informer.store.get(("" if cluster_scoped else namespace or "", name))
+
+
 def informers(api: AsyncKube, controller: ClientController, checker: ServerChecker, *,
-              namespaces: tuple[str, ...], label_selector: str | None, watch_credentials: bool) -> list[Informer]:
+              namespaces: tuple[str, ...], label_selector: str | None, watch_credentials: bool,
+              servers: ServerCache | None = None) -> list[Informer]:
+    """``servers``: filled with the server informers (which then keep whole objects: there are few)."""
     found = []
+    keep_server = keep_nothing if servers is None else _whole
     for namespace in namespaces or (None,):
         found.append(Informer(api, _path(GROUP, OAUTHCLIENTS, namespace), controller.on_client,
                               label_selector=label_selector, keep=keep_client))
-        found.append(Informer(api, _path(GROUP, AUTHORIZATIONSERVERS, namespace), checker.notify, keep=keep_nothing))
+        found.append(Informer(api, _path(GROUP, AUTHORIZATIONSERVERS, namespace), checker.notify, keep=keep_server))
+        if servers is not None:
+            servers.informers["AuthorizationServer", namespace] = found[-1]
         if watch_credentials:
             found.append(Informer(api, _path("", "secrets", namespace), controller.on_owned_secret,
                                   label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}", keep=keep_nothing))
-    found.append(Informer(api, _path(GROUP, CLUSTERAUTHORIZATIONSERVERS, None), checker.notify, keep=keep_nothing))
+    found.append(Informer(api, _path(GROUP, CLUSTERAUTHORIZATIONSERVERS, None), checker.notify, keep=keep_server))
+    if servers is not None:
+        servers.informers["ClusterAuthorizationServer", None] = found[-1]
     return found
+
+
+def _whole(obj: Body) -> Body:
+    return obj
 
 
 async def run_until(stop: asyncio.Event, controller: ClientController, watched: list[Informer]) -> None:

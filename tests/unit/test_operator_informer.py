@@ -118,3 +118,33 @@ def test_cluster_wide_watches_one_stream_per_resource() -> None:
     from clientreg_operator.watches import watch_streams_for
 
     assert watch_streams_for(()) == 4 and watch_streams_for((), watch_credentials=False) == 3
+
+
+def test_reconciles_read_servers_from_the_watch_cache_once_it_has_listed() -> None:
+    from clientreg_operator.controller import ClientController
+    from clientreg_operator.servers import ServerChecker
+    from clientreg_operator.watches import ServerCache, informers
+
+    fetched: list[tuple[str, str | None, str]] = []
+
+    def fallback(kind: str, namespace: str | None, name: str) -> dict[str, Any]:
+        fetched.append((kind, namespace, name))
+        return {"fetched": True}
+
+    cache = ServerCache(fallback)
+    controller = ClientController(type("R", (), {"backoff_max": 1.0})(), None)  # type: ignore[arg-type]
+    informers(None, controller, ServerChecker(None, cluster_resource_namespace="ops"),  # type: ignore[arg-type]
+              namespaces=("a",), label_selector=None, watch_credentials=False, servers=cache)
+    controller.executor.shutdown()
+    assert cache("AuthorizationServer", "a", "dev") == {"fetched": True}  # not listed yet: read it
+    namespaced, cluster_wide = cache.informers["AuthorizationServer", "a"], cache.informers[
+        "ClusterAuthorizationServer", None]
+    namespaced.store[("a", "dev")] = {"spec": "a/dev"}
+    cluster_wide.store[("", "shared")] = {"spec": "shared"}
+    namespaced.synced.set()
+    cluster_wide.synced.set()
+    assert cache("AuthorizationServer", "a", "dev") == {"spec": "a/dev"}
+    assert cache("AuthorizationServer", "a", "gone") is None  # listed and absent: no such server
+    assert cache("ClusterAuthorizationServer", None, "shared") == {"spec": "shared"}
+    assert cache("AuthorizationServer", "unwatched", "dev") == {"fetched": True}  # not a watched namespace
+    assert fetched == [("AuthorizationServer", "a", "dev"), ("AuthorizationServer", "unwatched", "dev")]
