@@ -21,6 +21,7 @@ import copy
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from clientreg.record import RegistrationRecord
@@ -80,6 +81,9 @@ class RecordStore:
         #: UIDs whose old-place record was looked for in this process: one GET each per process, not per reconcile.
         self._legacy_checked: set[str] = set()
         self._lock = threading.Lock()
+        #: (namespace, name) → True when a Secret is known not to be there (watches.SecretIndex): an old-place
+        #: record carries the operator's label, so its Secret watch has it if it exists.
+        self.legacy_absent: Callable[[str, str], bool] | None = None
 
     def name(self, body: Body) -> str:
         return record_name(body["metadata"]["uid"])
@@ -131,6 +135,8 @@ class RecordStore:
         leaves both, and the one here is the one written since), then release and delete the old one."""
         namespace, name, uid = body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"]
         old_name = legacy_record_name(name)
+        if self.legacy_absent is not None and self.legacy_absent(namespace, old_name):
+            return current  # the operator's Secret watch has listed that namespace: none there, no GET
         old = self.cluster.get_secret(namespace, old_name)
         if old is None or not _legacy_of(old, uid):
             return current  # none, or another OAuthClient's (an earlier one of the same name): not ours to move

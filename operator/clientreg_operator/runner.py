@@ -26,7 +26,7 @@ from .metrics import Metrics
 from .reconciler import Reconciler
 from .records import RecordStore
 from .servers import ServerChecker
-from .watches import ServerCache, informers, run_until, watch_streams_for
+from .watches import SecretIndex, ServerCache, informers, run_until, watch_streams_for
 
 log = logging.getLogger("clientreg_operator")
 
@@ -101,7 +101,7 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
             metrics.leader.set(1)
 
         cluster = KubeCluster(api)
-        server_cache = ServerCache(cluster.get_server)
+        server_cache, owned_secrets = ServerCache(cluster.get_server), SecretIndex()
         connections = Connections(cluster, cluster_resource_namespace=cfg.cluster_resource_namespace,
                                   http_factory=metrics.http_factory, address_policies=cfg.address_policies,
                                   get_server=server_cache)
@@ -117,7 +117,8 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
                                 address_policies=cfg.address_policies)
         watched = informers(watch_api, controller, checker, namespaces=cfg.namespaces,
                             label_selector=cfg.label_selector, watch_credentials=cfg.watch_credentials,
-                            servers=server_cache)
+                            servers=server_cache, secrets=owned_secrets)
+        reconciler.records.legacy_absent = owned_secrets.absent
         log.info("serving %s; records in namespace %s", "all namespaces" if cfg.clusterwide
                  else ", ".join(cfg.namespaces), cfg.records_namespace)
         sweeping = asyncio.create_task(sweep_records(reconciler.records, stop))

@@ -59,10 +59,24 @@ class ServerCache:
         return informer.store.get(("" if cluster_scoped else namespace or "", name))
 
 
+class SecretIndex:
+    """Which of the operator's own (labelled) Secrets exist, as its Secret watches last listed them."""
+
+    def __init__(self) -> None:
+        #: namespace (None for every namespace) → the informer of the operator's Secrets there
+        self.informers: dict[str | None, Informer] = {}
+
+    def absent(self, namespace: str, name: str) -> bool:
+        """True only when a watch of that namespace has listed and holds no such Secret; False when unsure."""
+        informer = self.informers.get(namespace) or self.informers.get(None)
+        return informer is not None and informer.synced.is_set() and (namespace, name) not in informer.store
+
+
 def informers(api: AsyncKube, controller: ClientController, checker: ServerChecker, *,
               namespaces: tuple[str, ...], label_selector: str | None, watch_credentials: bool,
-              servers: ServerCache | None = None) -> list[Informer]:
-    """``servers``: filled with the server informers (which then keep whole objects: there are few)."""
+              servers: ServerCache | None = None, secrets: SecretIndex | None = None) -> list[Informer]:
+    """``servers``: filled with the server informers (which then keep whole objects: there are few);
+    ``secrets``: with the owned-Secret informers."""
     found = []
     keep_server = keep_nothing if servers is None else _whole
     for namespace in namespaces or (None,):
@@ -74,6 +88,8 @@ def informers(api: AsyncKube, controller: ClientController, checker: ServerCheck
         if watch_credentials:
             found.append(Informer(api, _path("", "secrets", namespace), controller.on_owned_secret,
                                   label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}", keep=keep_nothing))
+            if secrets is not None:
+                secrets.informers[namespace] = found[-1]
     found.append(Informer(api, _path(GROUP, CLUSTERAUTHORIZATIONSERVERS, None), checker.notify, keep=keep_server))
     if servers is not None:
         servers.informers["ClusterAuthorizationServer", None] = found[-1]

@@ -148,3 +148,16 @@ def test_reconciles_read_servers_from_the_watch_cache_once_it_has_listed() -> No
     assert cache("ClusterAuthorizationServer", None, "shared") == {"spec": "shared"}
     assert cache("AuthorizationServer", "unwatched", "dev") == {"fetched": True}  # not a watched namespace
     assert fetched == [("AuthorizationServer", "a", "dev"), ("AuthorizationServer", "unwatched", "dev")]
+
+
+def test_a_secret_is_known_absent_only_once_its_namespace_was_listed() -> None:
+    from clientreg_operator.watches import SecretIndex
+
+    index = SecretIndex()
+    assert not index.absent("t", "x")  # nothing watches it: unsure
+    informer = Informer(None, "/api/v1/secrets", lambda *_: None)  # type: ignore[arg-type]
+    index.informers[None] = informer
+    assert not index.absent("t", "x")  # not listed yet: unsure
+    informer.store[("t", "here")] = {}
+    informer.synced.set()
+    assert index.absent("t", "x") and not index.absent("t", "here")

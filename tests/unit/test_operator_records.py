@@ -367,3 +367,27 @@ def test_a_records_namespace_that_is_no_namespace_name_is_refused(
     monkeypatch.setattr(runner, "run", lambda cfg: pytest.fail("must not run"))
     assert cli.main(["run", "--all-namespaces", "--records-namespace", "../kube-system"]) == 2
     assert "--records-namespace" in capsys.readouterr().err
+
+
+def test_the_watch_answers_for_old_place_records_so_a_new_client_costs_no_extra_read() -> None:
+    """With the Secret watch's say-so ("no such Secret there"), the one-time look for an old-place record
+    reads nothing; without it (not listed yet, --no-watch-credentials), it reads, and still migrates."""
+    w = World()
+    w.add_client()
+    read: list[tuple[str, str]] = []
+    real_get = w.cluster.get_secret
+
+    def counting_get(namespace: str, name: str) -> Body | None:
+        read.append((namespace, name))
+        return real_get(namespace, name)
+
+    w.cluster.get_secret = counting_get  # type: ignore[method-assign]
+    w.reconciler.records.legacy_absent = lambda namespace, name: True
+    w.reconcile()
+    assert (NS, LEGACY) not in read
+
+    _as_left_by_an_older_operator(w)
+    _restart(w)
+    w.reconciler.records.legacy_absent = lambda namespace, name: False  # unsure: look
+    w.reconcile()
+    assert (NS, LEGACY) in read and w.cluster.secret(LEGACY) is None  # found and moved
