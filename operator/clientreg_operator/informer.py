@@ -63,13 +63,19 @@ class Informer:
     async def run(self) -> None:
         """List and watch until cancelled; API errors and dropped connections are retried with backoff."""
         version: str | None = None
-        delay = 0.5
+        first_delay = delay = min(0.5, self.retry_max)
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 if version is None:
                     version = await self._list()
+                started = loop.time()
                 version = await self._watch(version)
-                delay = 0.5  # a watch that ran and ended normally: start the next one at once
+                if loop.time() - started > 1.0:
+                    delay = first_delay  # a watch that ran and ended normally: start the next one at once
+                else:  # ended as soon as it began (a proxy, a server going away): not in a tight loop
+                    await asyncio.sleep(delay)
+                    delay = min(self.retry_max, delay * 2)
             except Gone:
                 version = None
             except asyncio.CancelledError:

@@ -161,3 +161,16 @@ def test_a_secret_is_known_absent_only_once_its_namespace_was_listed() -> None:
     informer.store[("t", "here")] = {}
     informer.synced.set()
     assert index.absent("t", "x") and not index.absent("t", "here")
+
+
+def test_watches_that_end_at_once_are_not_restarted_in_a_tight_loop() -> None:
+    server = _Server([[_obj("a", "5")]], [[] for _ in range(1000)])
+    informer = Informer(server, "/apis/x/v1/things", lambda *_: None, retry_max=0.2)  # type: ignore[arg-type]
+
+    async def scenario() -> int:
+        task = asyncio.create_task(informer.run())
+        await asyncio.sleep(0.5)
+        task.cancel()
+        return sum(1 for what, _ in server.asked if what == "watch")
+
+    assert asyncio.run(scenario()) <= 6  # backing off (0.2 s at most between tries), not hundreds of requests
