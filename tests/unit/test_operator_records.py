@@ -331,7 +331,7 @@ def _event_body(namespace: str, annotation: str, *, role: str = "record") -> Any
 
 
 def test_a_record_event_heals_its_client_only_when_it_comes_from_the_records_namespace() -> None:
-    from clientreg_operator.handlers import _owning_client
+    from clientreg_operator.controller import owning_client as _owning_client
 
     assert _owning_client(_event_body(RECORDS, f"{NS}/billing"), RECORDS) == (NS, "billing")
     # A tenant may label a Secret of its own namespace like a record and name someone else's client in it.
