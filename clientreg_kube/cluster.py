@@ -52,7 +52,7 @@ class Cluster(Protocol):
     def replace_secret(self, namespace: str, name: str, body: Body) -> Body: ...
     def patch_secret(self, namespace: str, name: str, patch: Body) -> Body | None: ...
     def delete_secret(self, namespace: str, name: str) -> None: ...
-    def patch_client_status(self, namespace: str, name: str, patch: Body) -> None: ...
+    def patch_client_status(self, namespace: str, name: str, patch: Body) -> str | None: ...
     def patch_server_status(self, kind: str, namespace: str | None, name: str, patch: Body) -> None: ...
     def post_event(self, involved: Body, *, warning: bool, reason: str, message: str) -> None: ...
     def list_deployments(self, namespace: str) -> list[Body]: ...
@@ -173,12 +173,15 @@ class KubeCluster:
         except ApiException as exc:
             _none_on_404(exc)
 
-    def patch_client_status(self, namespace: str, name: str, patch: Body) -> None:
+    def patch_client_status(self, namespace: str, name: str, patch: Body) -> str | None:
+        """The object's resourceVersion after the patch (None when it was deleted meanwhile)."""
         try:
-            self.request_json("PATCH", _custom(namespace, OAUTHCLIENTS, name, "status"), body={"status": patch},
-                       content_type=MERGE_PATCH)
+            patched = self.request_json("PATCH", _custom(namespace, OAUTHCLIENTS, name, "status"),
+                                        body={"status": patch}, content_type=MERGE_PATCH)
         except ApiException as exc:
             _none_on_404(exc)  # deleted meanwhile: nothing to report on
+            return None
+        return str((patched.get("metadata") or {}).get("resourceVersion") or "") or None
 
     def patch_server_status(self, kind: str, namespace: str | None, name: str, patch: Body) -> None:
         path = f"{_server(kind, namespace, name)}/status"

@@ -8,6 +8,16 @@ own status and finalizer writes change neither generation nor annotations, so th
 A change to a Secret the operator owns asks for :meth:`Reconciler.heal` only, which restores the
 credentials Secret from the record without asking the authorization server anything.
 
+Reconciles read the OAuthClient from the watch's cache, not with a GET (:meth:`ClientController.read_client`).
+What a read that lags can cause, and why that is safe: the registration's truth is the record Secret,
+which is always read from the API server (records.py), never the OAuthClient's status, so a lagging
+body can never make a client registered twice or lost. A lagging spec is reconciled as it was a moment
+ago, and the event of the newer one queues the next reconcile (nothing else at the AS changes meanwhile:
+one reconcile per object at a time). The one thing a lagging body would get wrong is the status patch,
+a merge patch computed against the status read (fields equal to it are not sent): computed against a
+status older than the operator's own last write, it could leave a field of that write in place. So
+after every status write the object is read with a GET until the watch has brought that write back.
+
 The finalizer is added by the worker in the same pass, before the reconcile (so a client is never
 registered at the AS without it), and only when missing; it is removed once a deletion is finished.
 No bookkeeping of the controller's own is written anywhere: its state is the queue, in memory, and
@@ -45,15 +55,11 @@ log = logging.getLogger(__name__)
 
 
 def keep_client(obj: Body) -> Body:
-    """What the OAuthClient cache holds of an object: only what the triggers compare (a few hundred bytes,
-    not the whole body with its managedFields)."""
-    meta = obj.get("metadata") or {}
-    return {"metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"),
-                         "resourceVersion": meta.get("resourceVersion"), "generation": meta.get("generation"),
-                         "deletionTimestamp": meta.get("deletionTimestamp"),
-                         "finalizers": list(meta.get("finalizers") or []),
-                         "rotate": (meta.get("annotations") or {}).get(ROTATE_ANNOTATION)},
-            "done": (obj.get("status") or {}).get("lastRotationRequest")}
+    """What the OAuthClient cache holds of an object: what a reconcile reads (metadata, spec, status), without
+    managedFields (most of a body's bytes). Reconciles read it instead of a GET (controller-runtime's way)."""
+    kept: Body = {k: obj[k] for k in ("apiVersion", "kind", "spec", "status") if k in obj}
+    kept["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return kept
 
 
 def keep_nothing(obj: Body) -> Body:
@@ -102,6 +108,8 @@ class ClientController:
         self._full: set[Key] = set()
         #: The last rotate annotation value each object was reconciled promptly for.
         self._rotation_requests: dict[Key, str] = {}
+        #: resourceVersion of this process's last status write of each object, until the watch brings it back.
+        self._written: dict[Key, str] = {}
 
     # --- events ---------------------------------------------------------------------------------------------
 
@@ -111,25 +119,48 @@ class ClientController:
             self.clients.pop(key, None)
             self.forget(key)
             return
+        previous = self.clients.get(key)
         new = self.clients[key] = keep_client(obj)
-        meta, before = new["metadata"], (old or {}).get("metadata") or {}
-        deleting = bool(meta["deletionTimestamp"])
+        meta, before = new["metadata"], (previous or {}).get("metadata") or {}
+        if self._written.get(key) == meta.get("resourceVersion"):
+            self._written.pop(key, None)  # our last status write is in the cache now
+        deleting = bool(meta.get("deletionTimestamp"))
         rotation = self._rotation_requested(key, new)  # noted even when something else triggers this reconcile
-        if (rotation or old is None or meta["generation"] != before.get("generation")
+        if (rotation or previous is None or meta.get("generation") != before.get("generation")
                 or (deleting and not before.get("deletionTimestamp"))
-                or (not deleting and CLIENT_FINALIZER not in meta["finalizers"])):
+                or (not deleting and CLIENT_FINALIZER not in (meta.get("finalizers") or []))):
             self.request(key, full=True)
 
     def _rotation_requested(self, key: Key, new: Body) -> bool:
         """A rotate annotation the status does not report as done yet, not asked for in this process before:
         once per value, so a failing rotation follows its backoff however many events the object sees."""
-        requested = new["metadata"]["rotate"]
-        if not requested or requested == new["done"] or new["metadata"]["deletionTimestamp"]:
+        meta = new["metadata"]
+        requested = (meta.get("annotations") or {}).get(ROTATE_ANNOTATION)
+        if (not requested or requested == (new.get("status") or {}).get("lastRotationRequest")
+                or meta.get("deletionTimestamp")):
             return False
         if self._rotation_requests.get(key) == requested:
             return False
         self._rotation_requests[key] = requested
         return True
+
+    def read_client(self, namespace: str, name: str) -> Body | None:
+        """The OAuthClient as a reconcile reads it (from a worker thread): the cache, or a GET while the
+        cache does not hold this process's last status write of it yet (see the module docstring), or when
+        the cache does not hold it at all (deleted or out of this shard: the GET says which)."""
+        key = (namespace, name)
+        cached = self.clients.get(key)
+        if cached is not None and key not in self._written:
+            return cached
+        body = self.reconciler.cluster.get_client(namespace, name)  # linearizable: it holds every write so far
+        self._written.pop(key, None)
+        return body
+
+    def status_written(self, namespace: str, name: str, version: str | None) -> None:
+        """Called by a reconcile that patched the status (from its worker thread), with the new resourceVersion."""
+        key = (namespace, name)
+        if not version or (self.clients.get(key) or {}).get("metadata", {}).get("resourceVersion") != version:
+            self._written[key] = version or ""
 
     def on_owned_secret(self, kind: str, obj: Body, old: Body | None) -> None:
         if kind not in ("MODIFIED", "DELETED"):
@@ -148,6 +179,7 @@ class ClientController:
         self.queue.forget(key)
         self._full.discard(key)
         self._rotation_requests.pop(key, None)
+        self._written.pop(key, None)
         self.reconciler.forget(*key)
 
     # --- work -----------------------------------------------------------------------------------------------
@@ -180,11 +212,12 @@ class ClientController:
         if cached is None:
             return  # deleted, or out of this shard, since it was queued
         meta = cached["metadata"]
-        deleting = bool(meta["deletionTimestamp"])
-        if CLIENT_FINALIZER not in meta["finalizers"]:
+        deleting = bool(meta.get("deletionTimestamp"))
+        finalizers = list(meta.get("finalizers") or [])
+        if CLIENT_FINALIZER not in finalizers:
             if deleting:
                 return  # our part is done (or never began): other finalizers are not ours to wait for
-            if not await self._add_finalizer(key, meta["finalizers"]):
+            if not await self._add_finalizer(key, finalizers):
                 return
             full = True
         if not full:

@@ -86,6 +86,9 @@ class Reconciler:
         #: Requeue while a document is not served yet (DocumentNotPublished), instead of the drift interval.
         self.document_requeue = document_requeue
         self.persist_patience = persist_patience
+        #: Where the OAuthClient is read, and who hears of status writes: the controller's cache (controller.py).
+        self.read_client = cluster.get_client
+        self.status_written: Callable[[str, str, str | None], None] = lambda namespace, name, version: None
 
     # --- entry points ---------------------------------------------------------------------------------
 
@@ -103,7 +106,7 @@ class Reconciler:
     def heal(self, namespace: str, name: str) -> Result | None:
         """Restore the credentials Secret from the record. Falls back to a full reconcile when the record
         itself is missing or being deleted. None when there was nothing to do."""
-        body = self.cluster.get_client(namespace, name)
+        body = self.read_client(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
         try:
@@ -138,7 +141,7 @@ class Reconciler:
     # --- the reconcile ---------------------------------------------------------------------------------
 
     def _reconcile(self, namespace: str, name: str) -> Result:
-        body = self.cluster.get_client(namespace, name)
+        body = self.read_client(namespace, name)
         if body is None:
             self.forget(namespace, name)
             self._serve_documents(namespace, name, None)
@@ -384,7 +387,7 @@ class Reconciler:
 
         patch = st.status_patch(old, new)
         if patch is not None:
-            self.cluster.patch_client_status(namespace, name, patch)
+            self.status_written(namespace, name, self.cluster.patch_client_status(namespace, name, patch))
         self.metrics.client_state(namespace, name, ready=usable, client_id=record.client_id if record else None,
                                   expires_at=expires.timestamp() if expires else None)
 

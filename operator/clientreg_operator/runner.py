@@ -119,6 +119,7 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
                             label_selector=cfg.label_selector, watch_credentials=cfg.watch_credentials,
                             servers=server_cache, secrets=owned_secrets)
         reconciler.records.legacy_absent = owned_secrets.absent
+        reconciler.read_client, reconciler.status_written = controller.read_client, controller.status_written
         log.info("serving %s; records in namespace %s", "all namespaces" if cfg.clusterwide
                  else ", ".join(cfg.namespaces), cfg.records_namespace)
         sweeping = asyncio.create_task(sweep_records(reconciler.records, stop))

@@ -22,7 +22,7 @@ from clientreg_kube.conventions import (
     OAUTHCLIENTS,
 )
 
-from .controller import ClientController, keep_client, keep_nothing
+from .controller import ClientController, keep_nothing
 from .informer import Informer
 from .kubeapi import AsyncKube
 from .servers import ServerChecker
@@ -80,8 +80,9 @@ def informers(api: AsyncKube, controller: ClientController, checker: ServerCheck
     found = []
     keep_server = keep_nothing if servers is None else _whole
     for namespace in namespaces or (None,):
+        # The controller keeps the bodies (controller.clients); the informer only what a relist compares.
         found.append(Informer(api, _path(GROUP, OAUTHCLIENTS, namespace), controller.on_client,
-                              label_selector=label_selector, keep=keep_client))
+                              label_selector=label_selector, keep=keep_nothing))
         found.append(Informer(api, _path(GROUP, AUTHORIZATIONSERVERS, namespace), checker.notify, keep=keep_server))
         if servers is not None:
             servers.informers["AuthorizationServer", namespace] = found[-1]

@@ -187,3 +187,29 @@ def test_a_client_gone_from_the_watch_is_forgotten_and_not_reconciled() -> None:
     controller.on_client("DELETED", _client(), controller.clients[("t", "app")])
     _drain(controller)
     assert reconciler.calls == [] and reconciler.forgotten == [("t", "app")]
+
+
+def test_a_reconcile_reads_the_cache_except_while_the_cache_lacks_its_own_last_status_write() -> None:
+    reconciler = _Reconciler()
+    gets: list[tuple[str, str]] = []
+
+    def get_client(namespace: str, name: str) -> dict[str, Any]:
+        gets.append((namespace, name))
+        return _client(rv="7")
+
+    reconciler.cluster = SimpleNamespace(get_client=get_client)  # type: ignore[attr-defined]
+    controller = _controller(reconciler)
+    controller.on_client("ADDED", {**_client(rv="5"), "metadata": {**_client(rv="5")["metadata"],
+                                                                  "managedFields": [{"manager": "kubectl"}]}}, None)
+    cached = controller.read_client("t", "app")
+    assert cached is not None and cached["metadata"]["resourceVersion"] == "5" and not gets
+    assert "managedFields" not in cached["metadata"]  # the cache does not hold what no reconcile reads
+
+    controller.status_written("t", "app", "6")  # our status write: the cache (rv 5) does not hold it yet
+    assert controller.read_client("t", "app")["metadata"]["resourceVersion"] == "7"  # type: ignore[index]
+    assert gets == [("t", "app")]
+    controller.status_written("t", "app", "8")
+    controller.on_client("MODIFIED", _client(rv="8"), controller.clients[("t", "app")])  # the watch brings it back
+    assert controller.read_client("t", "app")["metadata"]["resourceVersion"] == "8"  # type: ignore[index]
+    assert gets == [("t", "app")]
+    assert controller.read_client("t", "gone") is not None and gets[-1] == ("t", "gone")  # not cached: asked
