@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "a host) only to OAuthClients of NAMESPACE (repeatable; a host bound to several "
                           "namespaces is shared by them). Unbound hosts go to their oldest claimant's namespace")
     run.add_argument("--document-sync-interval", default="5s",
-                     help="how often each replica lists the record Secrets to refresh what it serves (default 5s)")
+                     help="at most how often each replica refreshes what it serves from its watch of the record "
+                          "Secrets, only after a record changed (default 5s)")
     run.set_defaults(handler=_run)
 
     kubectl_plugin.add_commands(sub)  # rotate, status: the same as `kubectl clientreg ...`

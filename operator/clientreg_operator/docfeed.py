@@ -4,12 +4,20 @@ The Service in front of the operator balances over all replicas, leader and stan
 serve the same documents; only the leader reconciles. The record Secrets, in the records namespace (the
 operator's own), are what every replica can read: each ``clientreg.dev/role=record`` Secret holds one
 OAuthClient's record (``record.json``), and :func:`clientreg.publish.documents` of it is that client's
-public documents. A periodic list (every few seconds) rather than a watch: a watch would need its own
-reconnect, relist and bookmark logic to be as robust, and a list of one label in one namespace is cheap
-(parsed records are cached by resourceVersion, so an unchanged Secret is not parsed again).
+public documents. The records are watched (informer.py: one list, then a watch from its resourceVersion,
+bookmarks, a relist only on 410), so a replica pays per record that changes, not per record every few
+seconds: a list of every record Secret every 5 s on every replica was 15 % of the operator's CPU at 1,000
+clients (docs/performance.md). The index is handed the view at most once per ``interval`` and only when
+an event changed it, so a burst of record writes costs one resolution, not one per write.
 
-It starts before leader election and runs until the process stops; a failed list keeps the last view (a
-replica that cannot reach the API server goes on serving what it knew) and is retried at the next tick.
+A watch lags the API server by the time an event takes to arrive, and the leader puts its own reconciles'
+documents into the index directly (reconciler.py): a view handed over keeps every direct put made during
+the last ``interval`` (:meth:`DocumentIndex.replace_all`), so an event still on its way cannot undo a put;
+the event, once it arrives, makes the next hand-over agree with the put. A put older than that is
+replaced by the view, which then holds its record's write.
+
+It starts before leader election and runs until the process stops; while the API server is away the
+watch retries with backoff and no event arrives, so the replica goes on serving what it knew.
 
 Only the records namespace is read, and it is the operator's: tenants cannot write a record there, so the
 annotations that say which OAuthClient a record belongs to (and how old it is) are trusted.
@@ -21,9 +29,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
 from clientreg import publish
 from clientreg.errors import ClientregError
+from clientreg.names import path_segment
 from clientreg_kube.cluster import Body, Cluster
 from clientreg_kube.conventions import (
     CLIENT_ANNOTATION,
@@ -38,6 +48,8 @@ from clientreg_kube.conventions import (
 from clientreg_kube.secrets import read_record
 
 from .documents import Claim, DocumentIndex, claim, parse_timestamp
+from .informer import Informer, Key, key_of
+from .kubeapi import AsyncKube
 
 log = logging.getLogger(__name__)
 
@@ -86,42 +98,89 @@ def claim_of(secret: Body) -> Claim | None:
     return claim(namespace, name, documents, created=created, uid=uid, claimed=record.registered_at)
 
 
+def _version_only(secret: Body) -> Body:
+    """What the informer keeps of a record Secret: what a relist compares (the view holds the parsed claim)."""
+    meta = secret.get("metadata") or {}
+    return {"metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"),
+                         "resourceVersion": meta.get("resourceVersion")}}
+
+
 class RecordFeed:
-    """List the record Secrets every ``interval`` seconds and hand the index the documents they hold."""
+    """Watch the record Secrets (``api``) and hand the index the documents they hold. Without ``api``,
+    :meth:`sync` lists them instead (one full view at once: what the tests drive)."""
 
     def __init__(self, cluster: Cluster, index: DocumentIndex, *, namespace: str,
-                 interval: float = DEFAULT_INTERVAL) -> None:
+                 interval: float = DEFAULT_INTERVAL, api: AsyncKube | None = None) -> None:
         self.cluster = cluster
         self.index = index
         self.namespace = namespace
         self.interval = interval
-        #: Secret uid → (resourceVersion, claim): an unchanged record is not parsed and rendered again.
-        self._cache: dict[str, tuple[str, Claim | None]] = {}
+        self.api = api
+        #: Secret (namespace, name) → (resourceVersion, claim): an unchanged record is not parsed again.
+        self._view: dict[Key, tuple[str, Claim | None]] = {}
+        self._changed = False
         self._failing = False
-        #: Completed lists (tests wait on it instead of on time), and set after the first one.
+        #: Views handed to the index (tests wait on it instead of on time), and set after the first one.
         self.syncs = 0
         self.listed = asyncio.Event()
+
+    def _see(self, secret: Body) -> None:
+        key, version = key_of(secret), str((secret.get("metadata") or {}).get("resourceVersion") or "")
+        cached = self._view.get(key)
+        self._view[key] = (version, cached[1] if cached is not None and cached[0] == version and version
+                           else claim_of(secret))
+
+    def on_record(self, kind: str, secret: Body, old: Body | None) -> None:
+        """The informer's handler (on the event loop): the view follows the event; the index, later."""
+        if kind == "DELETED":
+            self._view.pop(key_of(secret), None)
+        else:
+            self._see(secret)
+        self._changed = True
+
+    def _hand_over(self, listed_since: float) -> int:
+        claims = [found for _, found in self._view.values() if found is not None]
+        self.index.replace_all(claims, listed_since=listed_since)
+        self._changed = False
+        self.syncs += 1
+        return len(claims)
 
     def sync(self) -> int:
         """One list; returns how many clients have documents. Raises what the API call raised."""
         started = time.monotonic()
-        secrets = self.cluster.list_secrets(self.namespace, RECORD_SELECTOR)
-        cache: dict[str, tuple[str, Claim | None]] = {}
-        claims: list[Claim] = []
-        for secret in secrets:
-            meta = secret.get("metadata") or {}
-            uid, version = str(meta.get("uid") or meta.get("name")), str(meta.get("resourceVersion") or "")
-            cached = self._cache.get(uid)
-            found = cached[1] if cached is not None and cached[0] == version and version else claim_of(secret)
-            cache[uid] = (version, found)
-            if found is not None:
-                claims.append(found)
-        self._cache = cache
-        self.index.replace_all(claims, listed_since=started)
-        self.syncs += 1
-        return len(claims)
+        previous, self._view = self._view, {}
+        try:
+            for secret in self.cluster.list_secrets(self.namespace, RECORD_SELECTOR):
+                key = key_of(secret)
+                if key in previous:
+                    self._view[key] = previous[key]
+                self._see(secret)
+        except Exception:
+            self._view = previous  # keep serving the last view
+            raise
+        return self._hand_over(started)
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.api is None:
+            await self._poll(stop)
+            return
+        path = f"/api/v1/namespaces/{path_segment(self.namespace, kind='namespace')}/secrets"
+        informer = Informer(self.api, path, self.on_record, label_selector=RECORD_SELECTOR, keep=_version_only)
+        watching = asyncio.create_task(informer.run())
+        try:
+            await _until(stop, informer.synced.wait())
+            while not stop.is_set():
+                if self._changed or not self.listed.is_set():  # the first view, even of no records at all
+                    # Direct puts of the last interval are newer than what the watch may have brought yet.
+                    self._hand_over(time.monotonic() - self.interval)
+                    self.listed.set()
+                await _until(stop, asyncio.sleep(self.interval))
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+
+    async def _poll(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 count = await asyncio.to_thread(self.sync)
@@ -136,3 +195,14 @@ class RecordFeed:
                 self._failing = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval)
+
+
+async def _until(stop: asyncio.Event, awaitable: Any) -> None:
+    """Wait for ``awaitable`` or ``stop``, whichever comes first."""
+    waiting = asyncio.ensure_future(awaitable)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (waiting, stopping):
+            task.cancel()

@@ -72,8 +72,9 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
     heartbeat = asyncio.create_task(_heartbeat(health, stop))
     api = _api_client(cfg)
     # Every replica, before and whatever the election: the Service balances document fetches over all of them.
+    feed_api = AsyncKube(api.configuration, watch_streams=1)  # the record Secrets' watch
     record_feed = RecordFeed(KubeCluster(api), documents, namespace=cfg.records_namespace,
-                             interval=cfg.document_sync_interval)
+                             interval=cfg.document_sync_interval, api=feed_api)
     feed = asyncio.create_task(record_feed.run(stop))
     elector: LeaseElector | None = None
     holding: asyncio.Task[bool] | None = None
@@ -134,6 +135,7 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
         feed.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await feed
+        await feed_api.close()
         if holding is not None:
             with contextlib.suppress(Exception):
                 lost = lost or not await holding

@@ -270,6 +270,61 @@ def test_the_feed_runs_until_stopped_and_survives_failures() -> None:
     assert index.get(A_PATH) is not None
 
 
+class _WatchingServer:
+    """One list of the record Secrets, then one watch stream of scripted events, then a quiet watch."""
+
+    def __init__(self, items: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+        self.items, self.events = items, events
+        self.asked: list[tuple[str, str, dict[str, str]]] = []
+        self.quiet = asyncio.Event()
+
+    async def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
+                      **_: Any) -> dict[str, Any]:
+        self.asked.append(("list", path, dict(params or {})))
+        return {"metadata": {"resourceVersion": "10"}, "items": self.items}
+
+    async def watch(self, path: str, params: dict[str, str], *, timeout: float) -> Any:
+        self.asked.append(("watch", path, dict(params)))
+        events, self.events = self.events, []
+        if not events:
+            self.quiet.set()
+            await asyncio.Event().wait()
+        for event in events:
+            yield event
+
+
+def test_the_feed_watches_the_records_and_lists_them_only_once() -> None:
+    first = record_secret("tenant-a", "agent", "ua", cimd_record(A_URL, "a"), created=T1)
+    changed = record_secret("tenant-a", "agent", "ua", cimd_record(A_URL, "a2"), created=T1)
+    changed["metadata"]["resourceVersion"] = "11"
+    b_url = "https://app.tenant-b.example.com/clients/b.json"
+    other = record_secret("tenant-b", "b", "ub", cimd_record(b_url, "b"), created=T2)
+    server = _WatchingServer([first], [{"type": "MODIFIED", "object": changed}, {"type": "ADDED", "object": other},
+                                       {"type": "DELETED", "object": other}])
+    index = DocumentIndex()
+    feed = RecordFeed(ListingCluster(), index, namespace=RECORDS_NS, interval=0.01,
+                      api=server)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(feed.run(stop))
+        await asyncio.wait_for(feed.listed.wait(), 5)
+        await asyncio.wait_for(server.quiet.wait(), 5)
+        await asyncio.sleep(0.05)  # a few intervals: the view after the last event reaches the index
+        idle = feed.syncs
+        await asyncio.sleep(0.1)
+        assert feed.syncs == idle  # nothing changed: nothing handed over, nothing listed
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    assert served(index, A_PATH) == doc("a2") | {"client_id": A_URL}  # the change, from the watch
+    assert index.get("app.tenant-b.example.com/clients/b.json") is None  # added, then deleted
+    assert [kind for kind, _, _ in server.asked] == ["list", "watch", "watch"]
+    assert all(path == f"/api/v1/namespaces/{RECORDS_NS}/secrets" and params["labelSelector"] == RECORD_SELECTOR
+               for _, path, params in server.asked)
+
+
 def test_a_direct_put_newer_than_a_list_is_not_undone_by_it() -> None:
     index = DocumentIndex()
     listed_since = -1.0  # a list that started before the put below
