@@ -20,7 +20,7 @@ from .controller import ClientController
 from .docfeed import RecordFeed
 from .documents import DocumentIndex
 from .endpoints import Health, serve
-from .kubeapi import AsyncKube
+from .kubeapi import AsyncKube, throttle_token_refresh
 from .leader import LeaseElector
 from .metrics import Metrics
 from .reconciler import Reconciler
@@ -40,12 +40,15 @@ FIRST_LIST_PATIENCE = 10.0
 def _api_client(cfg: OperatorConfig) -> k8s.ApiClient:
     if cfg.kubeconfig:
         # The watches log in with this client's configuration too (kubeapi.AsyncKube).
-        return cast(k8s.ApiClient, k8s_config.new_client_from_config(config_file=cfg.kubeconfig))
-    try:
-        k8s_config.load_incluster_config()
-    except k8s_config.ConfigException:
-        k8s_config.load_kube_config()
-    return k8s.ApiClient()
+        api = cast(k8s.ApiClient, k8s_config.new_client_from_config(config_file=cfg.kubeconfig))
+    else:
+        try:
+            k8s_config.load_incluster_config()
+        except k8s_config.ConfigException:
+            k8s_config.load_kube_config()
+        api = k8s.ApiClient()
+    throttle_token_refresh(api.configuration)
+    return api
 
 
 async def _heartbeat(health: Health, stop: asyncio.Event) -> None:
