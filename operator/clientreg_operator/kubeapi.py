@@ -39,13 +39,19 @@ def throttle_token_refresh(configuration: Any, every: float = TOKEN_REFRESH_SECO
     hook: Callable[[Any], None] | None = configuration.refresh_api_key_hook
     if hook is None:
         return
+    inner: list[Callable[[Any], None]] = [hook]
     last = [float("-inf")]
 
     def refresh(conf: Any) -> None:
         now = time.monotonic()
         if now - last[0] >= every:  # two threads at once may both run it: harmless
             last[0] = now
-            hook(conf)
+            inner[0](conf)
+            # The kubeconfig loader's hook installs itself again each time it runs: call that one next time.
+            installed = conf.refresh_api_key_hook
+            if installed is not None and installed is not refresh:
+                inner[0] = installed
+            conf.refresh_api_key_hook = refresh
 
     configuration.refresh_api_key_hook = refresh
 

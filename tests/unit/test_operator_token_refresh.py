@@ -17,6 +17,7 @@ def test_the_token_refresh_hook_runs_once_per_period_however_many_requests_ask_f
     def hook(conf: Any) -> None:
         runs.append(1)
         conf.api_key["BearerToken"] = f"t{len(runs)}"
+        conf.refresh_api_key_hook = hook  # as the kubeconfig loader's hook does, each time it runs
 
     configuration.refresh_api_key_hook = hook
     throttle_token_refresh(configuration, every=3600.0)
