@@ -15,8 +15,10 @@ body can never make a client registered twice or lost. A lagging spec is reconci
 ago, and the event of the newer one queues the next reconcile (nothing else at the AS changes meanwhile:
 one reconcile per object at a time). The one thing a lagging body would get wrong is the status patch,
 a merge patch computed against the status read (fields equal to it are not sent): computed against a
-status older than the operator's own last write, it could leave a field of that write in place. So
-after every status write the object is read with a GET until the watch has brought that write back.
+status older than the operator's own last write, it could leave a field of that write in place (and a
+lagging ``status.secretName`` would only cost a 409 and a read: the credentials Secret's writer refuses
+one not its own). So after every status write the object is read with a GET until the watch has brought
+that write back; nothing else writes an OAuthClient's status, and a new leader starts from a fresh list.
 
 The finalizer is added by the worker in the same pass, before the reconcile (so a client is never
 registered at the AS without it), and only when missing; it is removed once a deletion is finished.
