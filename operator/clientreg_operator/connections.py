@@ -152,16 +152,19 @@ class Connections:
         with slots:
             yield
 
-    def from_record(self, record: RegistrationRecord) -> ServerConnection:
+    def from_record(self, record: RegistrationRecord, kind: str) -> ServerConnection:
         """A connection to where ``record``'s client lives, for deleting it when its server resource is gone
-        (or no longer admits the namespace). Endpoints an AS of either kind chose: the strict policy applies."""
+        (or no longer admits the namespace). ``kind`` is the OAuthClient's ``serverRef.kind``, which cannot
+        change once a client is registered (a CEL rule, and the loop refuses another server's record): the
+        endpoints were chosen by an AS of that kind, so that kind's address policy applies. A platform's
+        ClusterAuthorizationServer at a private address can still delete its clients after it is gone."""
         endpoint = record.registration_endpoint or record.registration_client_uri or record.issuer
         if not endpoint:
             raise ConfigurationError(f"the server of client {record.client_id} is gone and the record does not "
                                      "say where it lived: set deletionPolicy: Orphan to let the resource go")
         log.warning("server of client %s is gone; deleting it with default HTTP settings", record.client_id)
         return ServerConnection.for_spec(AuthorizationServerSpec(registration_endpoint=endpoint),
-                                         name="(deleted server)", address_policy=self.address_policies.namespaced)
+                                         name="(deleted server)", address_policy=self.address_policies.for_kind(kind))
 
     def close(self) -> None:
         with self._lock:

@@ -195,8 +195,8 @@ class Reconciler:
                 if not (deleting and record is not None):
                     raise
                 # A namespace being deleted takes its AuthorizationServer first: the record still knows where the
-                # client lives and holds its RAT (endpoints an AS of either kind chose: the strict policy applies).
-                server, key = self.connections.from_record(record), ("", "", "")
+                # client lives and holds its RAT; the policy of the kind that registered it applies.
+                server, key = self.connections.from_record(record, client.spec.server_ref.kind), ("", "", "")
             with self.connections.slot(key):
                 plan, outcome = engine.reconcile(desired, record, server, save, now, fetch=self.fetch)
         except ClientregError as exc:

@@ -506,6 +506,27 @@ def test_operator_connections_build_clients_with_the_policy_of_the_server_kind(k
     assert built[0].address_policy == (OPERATOR if kind == "ClusterAuthorizationServer" else MULTI_TENANT)
 
 
+@pytest.mark.parametrize("kind", ["AuthorizationServer", "ClusterAuthorizationServer"])
+def test_deleting_a_client_whose_server_is_gone_keeps_the_policy_of_its_server_kind(kind: str) -> None:
+    """A platform's ClusterAuthorizationServer at a private address must still be able to delete its clients
+    after the resource is gone; a tenant's AuthorizationServer keeps the strict policy."""
+    from clientreg_operator.config import ServerAddressPolicies
+    from clientreg_operator.connections import Connections
+
+    from clientreg.record import RegistrationRecord
+
+    policies = ServerAddressPolicies(cluster=OPERATOR, namespaced=MULTI_TENANT)
+    connections = Connections(object(), cluster_resource_namespace="clientreg",  # type: ignore[arg-type]
+                              address_policies=policies, get_server=lambda *_: None)
+    record = RegistrationRecord(client_id="c1", registration_endpoint="https://10.0.0.1/register")
+    server = connections.from_record(record, kind)
+    try:
+        assert server.http.settings.address_policy == policies.for_kind(kind)
+        assert server.registration_endpoint == "https://10.0.0.1/register"
+    finally:
+        server.close()
+
+
 SERVER_ISSUERS = ["https://169.254.169.254", "https://[fd00:ec2::254]", "https://[fe80::1]", "https://0.0.0.0",
                   "https://224.0.0.1", "https://127.0.0.1:8443", "https://[::ffff:169.254.169.254]"]
 
