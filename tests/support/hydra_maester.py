@@ -3,7 +3,8 @@
 hydra-maester (controller-runtime, one worker) turns ``OAuth2Client`` resources
 (``hydra.ory.sh/v1alpha1``) into clients through Hydra's *admin* API and writes their ``client_id``
 and ``client_secret`` into a Secret. The Go module proxy refuses its module, so its source sits in
-``/work/shared/peers/hydra-maester`` (``CLIENTREG_HYDRA_MAESTER_SRC``; see the README beside it);
+the peers folder (``shared/peers/hydra-maester`` above the checkout, or ``$CLIENTREG_PEERS_DIR``, or
+``CLIENTREG_HYDRA_MAESTER_SRC``; see the README beside it);
 its dependencies do come from the proxy. It is built once into the cache, in a folder keyed by a
 digest of its source tree, so another upstream commit rebuilds it.
 
@@ -32,18 +33,17 @@ from support.kube import ComponentUnavailable
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-DEFAULT_SOURCE = Path("/work/shared/peers/hydra-maester")
 DEFAULT_BUILD_TIMEOUT = 1800.0
 #: The CRD hydra-maester reconciles, relative to its source tree.
 CRD_PATH = Path("config/crd/bases/hydra.ory.sh_oauth2clients.yaml")
 
 
-def source_dir() -> Path:
+def source_dir() -> Path | None:
     override = os.environ.get("CLIENTREG_HYDRA_MAESTER_SRC")
     if override:
         return Path(override)
     peers = peers_dir()
-    return peers / "hydra-maester" if peers else DEFAULT_SOURCE
+    return peers / "hydra-maester" if peers else None
 
 
 def ensure_hydra_maester() -> Path:
@@ -52,8 +52,10 @@ def ensure_hydra_maester() -> Path:
     Its CRD is kept beside it (``crd.yaml``) so that running it needs only the cache folder.
     """
     upstream = source_dir()
-    if not (upstream / "go.mod").exists():
-        raise ComponentUnavailable(f"no hydra-maester source at {upstream} (set CLIENTREG_HYDRA_MAESTER_SRC)")
+    if upstream is None or not (upstream / "go.mod").exists():
+        where = upstream or "no shared/peers folder above the checkout"
+        raise ComponentUnavailable(f"no hydra-maester source ({where}): set CLIENTREG_PEERS_DIR or "
+                                   "CLIENTREG_HYDRA_MAESTER_SRC")
     folder = component_dir("hydra-maester", digest(upstream))
     binary = folder / "hydra-maester"
     def build() -> None:
