@@ -159,3 +159,33 @@ def test_an_explicit_provider_resource_is_configured_from_its_typed_secret_argum
                                                 "redirectUris": ["https://elsewhere.example.net/cb"]})
     assert inputs["initialAccessToken"] == "iat-explicit" and "initialAccessToken" in secret
     assert [p for p, _ in failures] == ["redirectUris"]  # the provider's redirect policy applies
+
+
+def test_a_model_refusing_a_secret_value_never_quotes_it() -> None:
+    """pydantic's ValidationError text carries the input value; a step failing on a token must not echo it."""
+    from clientreg_pulumi.plugin.server import ClientregProvider
+    from pydantic import BaseModel, ValidationError, field_validator
+
+    class Token(BaseModel):
+        initial_access_token: str
+
+        @field_validator("initial_access_token")
+        @classmethod
+        def _refuse(cls, value: str) -> str:
+            raise ValueError("not a Bearer token")
+
+    class Context:
+        def abort(self, code: Any, message: str) -> None:
+            raise RuntimeError(message)
+
+    def step() -> None:
+        Token(initial_access_token="s3cr3t-iat-value")
+
+    with pytest.raises(ValidationError) as raw:
+        step()
+    assert "s3cr3t-iat-value" in str(raw.value)  # what would have leaked
+    with pytest.raises(RuntimeError) as caught:
+        ClientregProvider()._run(Context(), step)  # type: ignore[arg-type]
+    assert "s3cr3t-iat-value" not in str(caught.value)
+    assert "initial_access_token" in str(caught.value) or "initialAccessToken" in str(caught.value)
+    assert "not a Bearer token" in str(caught.value)

@@ -18,7 +18,7 @@ import grpc
 from google.protobuf import empty_pb2
 from pulumi.runtime import settings
 from pulumi.runtime.proto import engine_pb2_grpc, plugin_pb2, provider_pb2, provider_pb2_grpc
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from clientreg import rfc7592
 from clientreg.errors import ClientregError
@@ -77,6 +77,11 @@ class ClientregProvider(provider_pb2_grpc.ResourceProviderServicer):
             _abort(context, operations.pulumi_words(str(exc)))
         except ClientregError as exc:
             _abort(context, operations.pulumi_words(str(exc)))
+        except ValidationError as exc:
+            # pydantic's own text quotes the input value, which may be a token: the field and the rule only.
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"])
+            _abort(context, operations.pulumi_words(f"{where}: {error['msg']}" if where else str(error["msg"])))
         except (ValueError, KeyError, TypeError) as exc:
             # A bug or a value no check caught: its type and words, never a traceback.
             _abort(context, f"clientreg provider: {type(exc).__name__}: {operations.pulumi_words(str(exc))}")
