@@ -7,15 +7,13 @@ shape watch events carry and the one the fakes in the unit tests store.
 
 from __future__ import annotations
 
-import json
+import http.client
 import logging
 import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import urllib3
-from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from clientreg.names import path_segment
@@ -36,6 +34,14 @@ _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _GROUP, _VERSION = API_VERSION.split("/")
 #: Objects per page of a list.
 LIST_PAGE = 100
+
+
+class Transport(Protocol):
+    """JSON requests to the API server (:class:`clientreg_kube.transport.KubeTransport`, or a fake in tests):
+    raises ApiException for an answer other than 2xx, OSError or http.client.HTTPException for none."""
+
+    def request(self, method: str, path: str, *, query: dict[str, str] | None = None, body: Body | None = None,
+                content_type: str = "application/json") -> Body: ...
 
 
 class Conflict(Exception):
@@ -65,7 +71,7 @@ def unavailable(exc: BaseException) -> bool:
     RBAC caches are filled (seen right after a kube-apiserver restart)."""
     if isinstance(exc, ApiException):
         return exc.status in (401, 403, 429) or (exc.status or 0) >= 500
-    return isinstance(exc, urllib3.exceptions.HTTPError | OSError)
+    return isinstance(exc, OSError | http.client.HTTPException)
 
 
 def _none_on_404(exc: ApiException) -> None:
@@ -74,31 +80,17 @@ def _none_on_404(exc: ApiException) -> None:
 
 
 class KubeCluster:
-    """:class:`Cluster` over the official client's transport (synchronous: it runs in the reconcile threads).
+    """:class:`Cluster` over a :class:`Transport` (synchronous: it runs in the reconcile threads).
 
-    Requests go through ``ApiClient.param_serialize``/``call_api`` (authentication, TLS, token refresh all
-    the client's own) with JSON in and out, not through the generated ``CoreV1Api``-style classes: those
-    validate every call with pydantic and build typed models that this module would only turn back into
-    dicts. At 1,000 OAuthClients that was a quarter of the operator's memory (their validators) and a good
-    share of its CPU (bench/converge.py).
+    Plain JSON in and out, not the official client's generated ``CoreV1Api``-style classes: those validate
+    every call with pydantic and build typed models that this module would only turn back into dicts. At
+    1,000 OAuthClients that was a quarter of the operator's memory (their validators) and a good share of its
+    CPU (bench/converge.py); the official client's transport was most of the rest (clientreg_kube/transport.py).
     """
 
-    def __init__(self, api: k8s.ApiClient) -> None:
-        self.api = api
-
-    def request_json(self, method: str, path: str, *, query: dict[str, str] | None = None, body: Body | None = None,
-              content_type: str = "application/json") -> Body:
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type
-        request = self.api.param_serialize(method=method, resource_path=path, query_params=list((query or {}).items()),
-                                           header_params=headers, body=body, auth_settings=["BearerToken"])
-        response = self.api.call_api(*request)
-        data = response.read()
-        if not 200 <= response.status <= 299:
-            raise ApiException.from_response(http_resp=response, body=data.decode("utf-8", "replace"), data=None)
-        result: Body = json.loads(data) if data else {}
-        return result
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.request_json = transport.request
 
     def _get(self, path: str) -> Body | None:
         try:

@@ -1,16 +1,15 @@
 """The operator's asynchronous line to the API server: lists, watch streams and the finalizer patches.
 
 aiohttp (the endpoints server's library) over the same credentials as the reconciler's synchronous
-client (a ``kubernetes.client.Configuration``: a kubeconfig, or the in-cluster ServiceAccount whose
-token the configuration's refresh hook re-reads). The reconciles themselves stay on the synchronous
-client in worker threads (see reconciler.py); only what must not hold a thread (watch streams that
+transport (clientreg_kube/transport.py, from a ``kubernetes.client.Configuration``: a kubeconfig, or the
+in-cluster ServiceAccount whose token the configuration's refresh hook re-reads). The reconciles themselves
+stay synchronous in worker threads (see reconciler.py); only what must not hold a thread (watch streams that
 stay open for minutes) or what the controller itself writes (finalizers) goes through here.
 """
 
 from __future__ import annotations
 
 import json
-import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -19,6 +18,7 @@ import aiohttp
 
 from clientreg_kube.cluster import Body
 from clientreg_kube.conventions import MERGE_PATCH
+from clientreg_kube.transport import authorization, ssl_context
 
 #: Connections besides the watch streams (lists, finalizer patches): a burst of patches must not open one
 #: TLS connection per patch in flight (asyncio keeps a 256 KiB buffer for each, and the high-water mark stays).
@@ -65,15 +65,6 @@ class ApiError(Exception):
         self.reason = reason
 
 
-def _ssl_context(configuration: Any) -> ssl.SSLContext | bool:
-    if not configuration.verify_ssl:
-        return False
-    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
-    if configuration.cert_file:
-        context.load_cert_chain(configuration.cert_file, configuration.key_file or None)
-    return context
-
-
 def _status_reason(data: bytes) -> str:
     try:
         found = json.loads(data)
@@ -91,14 +82,9 @@ class AsyncKube:
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        # Asked for on every request: an in-cluster configuration's hook re-reads the rotated token file.
-        token = (self.configuration.get_api_key_with_prefix("BearerToken")
-                 or self.configuration.get_api_key_with_prefix("authorization"))
+        token = authorization(self.configuration)  # asked for each time: see transport.authorization
         if token:
-            headers["Authorization"] = token if " " in token else f"Bearer {token}"
-        elif self.configuration.username:
-            headers["Authorization"] = aiohttp.BasicAuth(self.configuration.username,
-                                                         self.configuration.password or "").encode()
+            headers["Authorization"] = token
         if content_type:
             headers["Content-Type"] = content_type
         return headers
@@ -107,7 +93,7 @@ class AsyncKube:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limit, ssl=_ssl_context(self.configuration)))
+                connector=aiohttp.TCPConnector(limit=self._limit, ssl=ssl_context(self.configuration)))
         return self._session
 
     async def close(self) -> None:

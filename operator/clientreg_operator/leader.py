@@ -13,11 +13,10 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from clientreg.names import path_segment
-from clientreg_kube.cluster import KubeCluster
+from clientreg_kube.cluster import Transport
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +31,10 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 class LeaseElector:
-    def __init__(self, api: k8s.ApiClient, *, namespace: str, name: str, identity: str,
+    def __init__(self, transport: Transport, *, namespace: str, name: str, identity: str,
                  lease_duration: float = 15.0) -> None:
         # Plain JSON through the same transport as the reconciler (see KubeCluster for why not CoordinationV1Api).
-        self._api = KubeCluster(api)
+        self._api = transport
         self.namespace, self.name, self.identity = namespace, name, identity
         self.lease_duration = lease_duration
         # client-go's proportions: renew well within the term, retry a few times per term.
@@ -54,10 +53,10 @@ class LeaseElector:
         return f"/apis/coordination.k8s.io/v1/namespaces/{path_segment(self.namespace, kind='namespace')}/leases"
 
     def _read(self) -> dict[str, Any]:
-        return self._api.request_json("GET", f"{self._path}/{path_segment(self.name)}")
+        return self._api.request("GET", f"{self._path}/{path_segment(self.name)}")
 
     def _replace(self, body: dict[str, Any]) -> None:
-        self._api.request_json("PUT", f"{self._path}/{path_segment(self.name)}", body=body)
+        self._api.request("PUT", f"{self._path}/{path_segment(self.name)}", body=body)
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt; True while this replica holds the Lease."""
@@ -70,7 +69,7 @@ class LeaseElector:
                     "metadata": {"name": self.name, "namespace": self.namespace},
                     "spec": self._spec(acquire_time=None, transitions=0)}
             try:
-                self._api.request_json("POST", self._path, body=body)
+                self._api.request("POST", self._path, body=body)
             except ApiException as create_exc:
                 if create_exc.status == 409:
                     return False

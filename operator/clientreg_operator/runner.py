@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import cast
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from clientreg_kube.cluster import KubeCluster
+from clientreg_kube.transport import KubeTransport
 
 from . import logs
 from .config import OperatorConfig
@@ -37,18 +37,19 @@ SWEEP_INTERVAL = 3600.0
 FIRST_LIST_PATIENCE = 10.0
 
 
-def _api_client(cfg: OperatorConfig) -> k8s.ApiClient:
+def _configuration(cfg: OperatorConfig) -> k8s.Configuration:
+    """The credentials every request logs in with: --kubeconfig, else the Pod's ServiceAccount, else the
+    default kubeconfig. The reconciles' transport and the watches (kubeapi.AsyncKube) share it."""
+    configuration = k8s.Configuration()
     if cfg.kubeconfig:
-        # The watches log in with this client's configuration too (kubeapi.AsyncKube).
-        api = cast(k8s.ApiClient, k8s_config.new_client_from_config(config_file=cfg.kubeconfig))
+        k8s_config.load_kube_config(config_file=cfg.kubeconfig, client_configuration=configuration)
     else:
         try:
-            k8s_config.load_incluster_config()
+            k8s_config.load_incluster_config(client_configuration=configuration)
         except k8s_config.ConfigException:
-            k8s_config.load_kube_config()
-        api = k8s.ApiClient()
-    throttle_token_refresh(api.configuration)
-    return api
+            k8s_config.load_kube_config(client_configuration=configuration)
+    throttle_token_refresh(configuration)
+    return configuration
 
 
 async def _heartbeat(health: Health, stop: asyncio.Event) -> None:
@@ -73,10 +74,11 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
     if cfg.metrics_address:
         servers.append(await serve(cfg.metrics_address, metrics=metrics, documents=documents))
     heartbeat = asyncio.create_task(_heartbeat(health, stop))
-    api = _api_client(cfg)
+    configuration = _configuration(cfg)
+    transport = KubeTransport(configuration)
     # Every replica, before and whatever the election: the Service balances document fetches over all of them.
-    feed_api = AsyncKube(api.configuration, watch_streams=1)  # the record Secrets' watch
-    record_feed = RecordFeed(KubeCluster(api), documents, namespace=cfg.records_namespace,
+    feed_api = AsyncKube(configuration, watch_streams=1)  # the record Secrets' watch
+    record_feed = RecordFeed(KubeCluster(transport), documents, namespace=cfg.records_namespace,
                              interval=cfg.document_sync_interval, api=feed_api)
     feed = asyncio.create_task(record_feed.run(stop))
     elector: LeaseElector | None = None
@@ -93,7 +95,7 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
             await asyncio.wait_for(record_feed.listed.wait(), FIRST_LIST_PATIENCE)
         health.ready = True
         if cfg.leader_election:
-            elector = LeaseElector(api, namespace=cfg.lease_namespace, name=cfg.lease_name, identity=cfg.identity,
+            elector = LeaseElector(transport, namespace=cfg.lease_namespace, name=cfg.lease_name, identity=cfg.identity,
                                    lease_duration=cfg.lease_duration)
             if not await elector.acquire(stop):
                 return 0
@@ -104,7 +106,7 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
         else:
             metrics.leader.set(1)
 
-        cluster = KubeCluster(api)
+        cluster = KubeCluster(transport)
         server_cache, owned_secrets = ServerCache(cluster.get_server), SecretIndex()
         connections = Connections(cluster, cluster_resource_namespace=cfg.cluster_resource_namespace,
                                   http_factory=metrics.http_factory, address_policies=cfg.address_policies,
@@ -112,7 +114,7 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
         reconciler = Reconciler(cluster, connections, drift_check_interval=cfg.drift_check_interval,
                                 metrics=metrics, backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max,
                                 documents=documents, records_namespace=cfg.records_namespace)
-        watch_api = AsyncKube(api.configuration, watch_streams=watch_streams_for(
+        watch_api = AsyncKube(configuration, watch_streams=watch_streams_for(
             cfg.namespaces, watch_credentials=cfg.watch_credentials))
         controller = ClientController(reconciler, watch_api, workers=cfg.workers,
                                       restart_deployments=cfg.restart_deployments,
@@ -153,7 +155,7 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
         metrics.leader.set(0)
         for server in servers:
             await server.cleanup()
-        api.close()
+        transport.close()
     return EXIT_LOST_LEASE if lost else 0
 
 

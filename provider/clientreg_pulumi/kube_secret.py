@@ -6,7 +6,7 @@ write-only-when-different rules. What differs is ownership: no object in the clu
 it is claimed through the ``clientreg.dev/owner`` annotation (a stable name of the Pulumi resource) and
 labelled ``app.kubernetes.io/managed-by: clientreg-pulumi``, which also keeps it out of the operator's watch.
 
-The API client is built inside each call from plain values (a kubeconfig path, a context name), so the
+The transport is built inside each call from plain values (a kubeconfig path, a context name), so the
 pickled provider never carries one. Imported only when a resource sets ``kubernetes_secret``: the
 ``kubernetes`` package is needed for that option only.
 """
@@ -14,10 +14,10 @@ pickled provider never carries one. Imported only when a resource sets ``kuberne
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 from collections.abc import Iterator
-from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -36,6 +36,7 @@ from clientreg_kube.secrets import (
     is_current,
     render_credentials,
 )
+from clientreg_kube.transport import KubeTransport, UnsupportedConfiguration
 
 from .args import SecretPlace
 
@@ -57,16 +58,7 @@ def render(record: RegistrationRecord, place: SecretPlace, owner: str) -> Body:
     return claim(body, owner)
 
 
-class _BoundedApiClient(k8s.ApiClient):
-    """Every request of the generated API methods passes here: no request may hang `pulumi up`."""
-
-    def call_api(self, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("_request_timeout") is None:  # the generated methods pass None explicitly
-            kwargs["_request_timeout"] = REQUEST_TIMEOUT
-        return super().call_api(*args, **kwargs)
-
-
-def _api(place: SecretPlace) -> _BoundedApiClient:
+def _configuration(place: SecretPlace) -> k8s.Configuration:
     configuration = k8s.Configuration()
     try:
         k8s_config.load_kube_config(
@@ -83,28 +75,29 @@ def _api(place: SecretPlace) -> _BoundedApiClient:
         except ConfigException:
             raise KubeSecretError(f"no kubeconfig found ({exc}) and not running in a cluster: set "
                                   "kubernetes_secret.kubeconfig or KUBECONFIG") from None
-    configuration.retries = 1
-    return _BoundedApiClient(configuration)
+    return configuration
 
 
 @contextlib.contextmanager
 def _cluster(place: SecretPlace, secret_values: list[str]) -> Iterator[KubeCluster]:
-    api = _api(place)
+    configuration = _configuration(place)
     where = f"Secret {place.namespace}/{place.name}"
     try:
-        yield KubeCluster(api)
+        # No request may hang `pulumi up`: every connect and read is bounded.
+        transport = KubeTransport(configuration, timeout=REQUEST_TIMEOUT)
+    except UnsupportedConfiguration as exc:
+        raise KubeSecretError(f"kubeconfig {place.kubeconfig or '(default)'}: {exc}") from None
+    try:
+        yield KubeCluster(transport)
     except (SecretConflict, ConfigurationError) as exc:  # ConfigurationError: a name unfit for an API path
         raise KubeSecretError(str(exc)) from None
     except ApiException as exc:
         raise KubeSecretError(f"{where}: {_api_error(exc, secret_values)}") from None
-    except Exception as exc:  # urllib3's connection errors and timeouts
-        if isinstance(exc, KubeSecretError):
-            raise
-        raise KubeSecretError(f"{where}: cannot reach the Kubernetes API server "
-                              f"{api.configuration.host}: {_scrub(type(exc).__name__ + ': ' + str(exc), secret_values)}"
-                              ) from None
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # refused, timed out, TLS, cut off, not JSON
+        raise KubeSecretError(f"{where}: cannot reach the Kubernetes API server {configuration.host}: "
+                              f"{_scrub(type(exc).__name__ + ': ' + str(exc), secret_values)}") from None
     finally:
-        api.close()  # type: ignore[no-untyped-call]  # inherited from the client, untyped there
+        transport.close()
 
 
 def _api_error(exc: ApiException, secret_values: list[str]) -> str:

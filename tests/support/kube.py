@@ -328,12 +328,12 @@ def _pem_cert(cert: x509.Certificate) -> bytes:
 
 
 @dataclass
-class _Pki:
+class Pki:
     ca_key: ec.EllipticCurvePrivateKey
     ca_cert: x509.Certificate
 
     @classmethod
-    def create(cls) -> _Pki:
+    def create(cls) -> Pki:
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "clientreg-envtest-ca")])
         now = dt.datetime.now(dt.UTC)
@@ -587,7 +587,7 @@ class ControlPlane:
         return proc
 
     def _start(self, assets: Path, workdir: Path) -> None:
-        pki = _Pki.create()
+        pki = Pki.create()
         self._ca_pem = _pem_cert(pki.ca_cert)
         certs = workdir / "pki"
         certs.mkdir()

@@ -3,18 +3,9 @@ every replica, and one answer with all of them held every record in memory at on
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from clientreg_kube.cluster import LIST_PAGE, KubeCluster
-
-
-class _Response:
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.status, self._data = 200, json.dumps(body).encode()
-
-    def read(self) -> bytes:
-        return self._data
 
 
 class _Api:
@@ -23,19 +14,16 @@ class _Api:
     def __init__(self) -> None:
         self.asked: list[dict[str, str]] = []
 
-    def param_serialize(self, *, query_params: list[tuple[str, str]], **_: Any) -> tuple[dict[str, str]]:
-        return (dict(query_params),)
-
-    def call_api(self, query: dict[str, str]) -> _Response:
-        self.asked.append(query)
-        page = int(query.get("continue", "0"))
+    def request(self, method: str, path: str, *, query: dict[str, str] | None = None, **_: Any) -> dict[str, Any]:
+        self.asked.append(dict(query or {}))
+        page = int((query or {}).get("continue", "0"))
         items = [{"metadata": {"name": f"s{page}-{i}"}} for i in range(2)]
-        return _Response({"metadata": {"continue": str(page + 1) if page < 2 else ""}, "items": items})
+        return {"metadata": {"continue": str(page + 1) if page < 2 else ""}, "items": items}
 
 
 def test_secrets_are_listed_page_by_page_and_only_as_they_are_read() -> None:
     api = _Api()
-    found = KubeCluster(api).list_secrets("ops", "clientreg.dev/role=record")  # type: ignore[arg-type]
+    found = KubeCluster(api).list_secrets("ops", "clientreg.dev/role=record")
     first = next(iter(found))
     assert first["metadata"]["name"] == "s0-0" and len(api.asked) == 1  # one page in memory, not all
     names = [first["metadata"]["name"], *(s["metadata"]["name"] for s in found)]

@@ -408,22 +408,14 @@ def test_the_state_dir_is_never_left_through_a_name(tmp_path: Path) -> None:
 # --- the operator's API client: a bad segment never becomes a request ------------------------------------
 
 class RecordingApi:
-    """Stands in for kubernetes.client.ApiClient: records what KubeCluster asks for, answers 200 {}."""
+    """Stands in for clientreg_kube.transport.KubeTransport: records what KubeCluster asks for, answers {}."""
 
     def __init__(self) -> None:
         self.paths: list[tuple[str, str]] = []
 
-    def param_serialize(self, *, method: str, resource_path: str, **_: Any) -> tuple[str, str]:
-        self.paths.append((method, resource_path))
-        return method, resource_path
-
-    def call_api(self, *_: Any) -> Any:
-        class Response:
-            status = 200
-
-            def read(self) -> bytes:
-                return b"{}"
-        return Response()
+    def request(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+        self.paths.append((method, path))
+        return {}
 
 
 CRAFTED = ["../../namespaces/tenant-a/authorizationservers/x", "../x", "x/status", "..%2fx", "x?dryRun=All",
