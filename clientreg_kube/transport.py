@@ -66,8 +66,9 @@ def ssl_context(configuration: Any) -> ssl.SSLContext:
 def authorization(configuration: Any) -> str | None:
     """The Authorization header value. Asked for on every request: an in-cluster configuration's refresh hook
     re-reads the rotated ServiceAccount token file, a kubeconfig's renews an exec plugin's token."""
-    token = (configuration.get_api_key_with_prefix("BearerToken")
-             or configuration.get_api_key_with_prefix("authorization"))
+    # "authorization" is where the kubeconfig and in-cluster loaders put it; "BearerToken" a hand-made one's.
+    token = (configuration.get_api_key_with_prefix("authorization")
+             or configuration.get_api_key_with_prefix("BearerToken"))
     if token:
         return str(token) if " " in token else f"Bearer {token}"
     if configuration.username:
