@@ -58,6 +58,7 @@ class Cluster(Protocol):
     def replace_secret(self, namespace: str, name: str, body: Body) -> Body: ...
     def patch_secret(self, namespace: str, name: str, patch: Body) -> Body | None: ...
     def delete_secret(self, namespace: str, name: str) -> None: ...
+    def patch_client(self, namespace: str, name: str, patch: Body) -> Body | None: ...
     def patch_client_status(self, namespace: str, name: str, patch: Body) -> str | None: ...
     def patch_server_status(self, kind: str, namespace: str | None, name: str, patch: Body) -> None: ...
     def post_event(self, involved: Body, *, warning: bool, reason: str, message: str) -> None: ...
@@ -164,6 +165,15 @@ class KubeCluster:
             self.request_json("DELETE", _secrets(namespace, name))
         except ApiException as exc:
             _none_on_404(exc)
+
+    def patch_client(self, namespace: str, name: str, patch: Body) -> Body | None:
+        """A JSON merge patch of the OAuthClient itself (its finalizers); the object after it, None when gone."""
+        try:
+            return self.request_json("PATCH", _custom(namespace, OAUTHCLIENTS, name), body=patch,
+                                     content_type=MERGE_PATCH)
+        except ApiException as exc:
+            _none_on_404(exc)
+            return None
 
     def patch_client_status(self, namespace: str, name: str, patch: Body) -> str | None:
         """The object's resourceVersion after the patch (None when it was deleted meanwhile)."""

@@ -20,6 +20,7 @@ repeat answers 409 (a Secret or a Lease, both handled as "exists") or posts an E
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import ssl
 import threading
@@ -27,7 +28,6 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from kubernetes.client.exceptions import ApiException
-from kubernetes.client.rest import should_bypass_proxies
 
 from .http1 import Answer, Connection
 
@@ -77,6 +77,36 @@ def authorization(configuration: Any) -> str | None:
     return None
 
 
+def bypasses_proxy(url: str, no_proxy: str) -> bool:
+    """Whether the kubeconfig's ``no_proxy`` (comma-separated hosts, domain suffixes, host:port, CIDRs or
+    ``*``) covers ``url``, as client-go and the official Python client read it."""
+    parsed = urlsplit(url)
+    host = (parsed.hostname or "").lower()
+    if not host:
+        return True
+    authority = f"{host}:{parsed.port}" if parsed.port else host
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        if address is not None and "/" in entry:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        entry = entry.lstrip(".")
+        if entry in (host, authority) or host.endswith("." + entry) or authority.endswith("." + entry):
+            return True
+    return False
+
+
 class KubeTransport:
     """Requests to one API server with one configuration's credentials, from any number of threads."""
 
@@ -102,7 +132,7 @@ class KubeTransport:
     @staticmethod
     def _proxy(configuration: Any) -> tuple[str, int, dict[str, str]] | None:
         proxy = configuration.proxy
-        if not proxy or should_bypass_proxies(configuration.host, configuration.no_proxy or ""):
+        if not proxy or bypasses_proxy(str(configuration.host), getattr(configuration, "no_proxy", None) or ""):
             return None
         parsed = urlsplit(proxy)
         if parsed.scheme != "http" or not parsed.hostname:
@@ -152,7 +182,9 @@ class KubeTransport:
             lines.append(b"Content-Length: " + str(len(payload)).encode())
         answer = self._exchange(b"\r\n".join(lines) + b"\r\n\r\n", payload)
         if not 200 <= answer.status <= 299:
-            raise ApiException(status=answer.status, reason=answer.reason, body=answer.body.decode("utf-8", "replace"))
+            error = ApiException(status=answer.status, reason=answer.reason)
+            error.body = answer.body.decode("utf-8", "replace")  # set, not passed: older clients take no body=
+            raise error
         result: Body = json.loads(answer.body) if answer.body else {}
         return result
 

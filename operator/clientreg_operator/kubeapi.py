@@ -1,10 +1,10 @@
-"""The operator's asynchronous line to the API server: lists, watch streams and the finalizer patches.
+"""The operator's asynchronous line to the API server: the informers' lists and watch streams.
 
 aiohttp (the endpoints server's library) over the same credentials as the reconciler's synchronous
 transport (clientreg_kube/transport.py, from a ``kubernetes.client.Configuration``: a kubeconfig, or the
 in-cluster ServiceAccount whose token the configuration's refresh hook re-reads). The reconciles themselves
-stay synchronous in worker threads (see reconciler.py); only what must not hold a thread (watch streams that
-stay open for minutes) or what the controller itself writes (finalizers) goes through here.
+stay synchronous in worker threads (see reconciler.py), and so do the controller's finalizer patches; only what
+must not hold a thread (watch streams that stay open for minutes, and the lists they start from) goes through here.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from typing import Any
 import aiohttp
 
 from clientreg_kube.cluster import Body
-from clientreg_kube.conventions import MERGE_PATCH
 from clientreg_kube.transport import authorization, ssl_context
 
-#: Connections besides the watch streams (lists, finalizer patches): a burst of patches must not open one
-#: TLS connection per patch in flight (asyncio keeps a 256 KiB buffer for each, and the high-water mark stays).
-REQUEST_CONNECTIONS = 8
+#: Connections besides the watch streams, for the lists (each informer's first, and one after a 410 Gone): the
+#: informers start together, but each connection keeps a 256 KiB buffer (asyncio) and the high-water mark stays.
+REQUEST_CONNECTIONS = 2
 
 
 #: Seconds between two runs of the client configuration's token refresh hook.
@@ -112,9 +111,6 @@ class AsyncKube:
                 raise ApiError(response.status, method, path, _status_reason(raw))
             result: Body = json.loads(raw) if raw else {}
             return result
-
-    async def merge_patch(self, path: str, patch: Body) -> Body:
-        return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
 
     async def watch(self, path: str, params: dict[str, str], *, timeout: float) -> AsyncIterator[Body]:
         """The events of one watch request, one JSON object a line, until the server ends it (its

@@ -116,7 +116,7 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
                                 documents=documents, records_namespace=cfg.records_namespace)
         watch_api = AsyncKube(configuration, watch_streams=watch_streams_for(
             cfg.namespaces, watch_credentials=cfg.watch_credentials))
-        controller = ClientController(reconciler, watch_api, workers=cfg.workers,
+        controller = ClientController(reconciler, workers=cfg.workers,
                                       restart_deployments=cfg.restart_deployments,
                                       records_namespace=cfg.records_namespace)
         checker = ServerChecker(cluster, cluster_resource_namespace=cfg.cluster_resource_namespace,

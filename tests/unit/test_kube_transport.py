@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from support.kube import Pki
 
 from clientreg_kube.cluster import unavailable
-from clientreg_kube.transport import KubeTransport, UnsupportedConfiguration
+from clientreg_kube.transport import KubeTransport, UnsupportedConfiguration, bypasses_proxy
 
 #: What a connection handler gets: the socket's reader and writer; it returns when the connection should end.
 Handler = Callable[[Any, socket.socket], None]
@@ -270,6 +270,22 @@ def test_no_proxy_and_unsupported_proxies(servers: list[Server]) -> None:
     assert KubeTransport(conf).request("GET", "/version") == {"direct": True}
     with pytest.raises(UnsupportedConfiguration, match="socks5"):
         KubeTransport(configuration("https://127.0.0.1:6443", proxy="socks5://127.0.0.1:1080"))
+
+
+@pytest.mark.parametrize(("url", "no_proxy", "bypassed"), [
+    ("https://10.0.0.1:6443", "10.0.0.0/8", True),
+    ("https://10.0.0.1:6443", "192.168.0.0/16,.example.com", False),
+    ("https://api.prod.example.com:6443", ".example.com", True),
+    ("https://api.prod.example.com:6443", "example.com", True),
+    ("https://notexample.com:6443", "example.com", False),
+    ("https://api.example.com:6443", "api.example.com:6443", True),
+    ("https://api.example.com:6443", "api.example.com:443", False),
+    ("https://[fd00::1]:6443", "fd00::/8", True),
+    ("https://anything:6443", " * ", True),
+    ("https://anything:6443", "", False),
+])
+def test_no_proxy_entries_are_read_as_client_go_reads_them(url: str, no_proxy: str, bypassed: bool) -> None:
+    assert bypasses_proxy(url, no_proxy) is bypassed
 
 
 @pytest.fixture(scope="module")

@@ -47,22 +47,27 @@ class _Reconciler:
         self.forgotten.append((namespace, name))
 
 
-class _Api:
+class _Cluster:
+    """The two calls the controller makes itself (its finalizer), from a reconcile thread."""
+
     def __init__(self, finalizers: list[str]) -> None:
         self.patches: list[dict[str, Any]] = []
         self.finalizers = finalizers
 
-    async def merge_patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def patch_client(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        assert (namespace, name) == ("t", "app")
         self.patches.append(patch)
         self.finalizers = patch["metadata"]["finalizers"]
         return _client(finalizers=tuple(self.finalizers), rv="2")
 
-    async def request(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+    def get_client(self, namespace: str, name: str) -> dict[str, Any]:
         return _client(finalizers=tuple(self.finalizers), deleting=True, rv="3")
 
 
-def _controller(reconciler: _Reconciler, api: _Api | None = None) -> ClientController:
-    return ClientController(reconciler, api, workers=1, records_namespace=RECORDS)  # type: ignore[arg-type]
+def _controller(reconciler: _Reconciler, api: _Cluster | None = None) -> ClientController:
+    if api is not None or not hasattr(reconciler, "cluster"):
+        reconciler.cluster = api or _Cluster([])  # type: ignore[attr-defined]
+    return ClientController(reconciler, workers=1, records_namespace=RECORDS)  # type: ignore[arg-type]
 
 
 def _drain(controller: ClientController) -> None:
@@ -146,7 +151,7 @@ def test_an_owned_secret_change_heals_without_asking_the_authorization_server() 
 
 def test_the_finalizer_is_added_in_the_same_pass_and_only_when_missing() -> None:
     reconciler = _Reconciler()
-    api = _Api([])
+    api = _Cluster([])
     controller = _controller(reconciler, api)
     controller.on_client("ADDED", _client(finalizers=("other.example/keep",)), None)
     _drain(controller)
@@ -154,7 +159,7 @@ def test_the_finalizer_is_added_in_the_same_pass_and_only_when_missing() -> None
     assert reconciler.calls == [("reconcile", "t", "app")]
     assert controller.queue.due(("t", "app")) is not None  # the next drift check is scheduled
 
-    reconciler, api = _Reconciler(), _Api([CLIENT_FINALIZER])
+    reconciler, api = _Reconciler(), _Cluster([CLIENT_FINALIZER])
     controller = _controller(reconciler, api)
     controller.on_client("ADDED", _client(), None)
     _drain(controller)
@@ -163,7 +168,7 @@ def test_the_finalizer_is_added_in_the_same_pass_and_only_when_missing() -> None
 
 def test_a_deletion_keeps_the_finalizer_until_the_client_is_gone_at_the_server() -> None:
     pending = _Reconciler(Result(finished=False, requeue_after=7.0, reason="ServerUnreachable"))
-    api = _Api([CLIENT_FINALIZER, "other.example/keep"])
+    api = _Cluster([CLIENT_FINALIZER, "other.example/keep"])
     controller = _controller(pending, api)
     controller.on_client("ADDED", _client(deleting=True, finalizers=(CLIENT_FINALIZER, "other.example/keep")),
                          None)

@@ -97,7 +97,7 @@ def test_secrets_are_watched_only_with_watch_credentials_and_only_the_operators_
     from clientreg_operator.servers import ServerChecker
     from clientreg_operator.watches import informers, watch_streams_for
 
-    controller = ClientController(type("R", (), {"backoff_max": 1.0})(), None)  # type: ignore[arg-type]
+    controller = ClientController(type("R", (), {"backoff_max": 1.0})())  # type: ignore[arg-type]
     checker = ServerChecker(None, cluster_resource_namespace="ops")  # type: ignore[arg-type]
     found = informers(None, controller, checker, namespaces=("a", "b"),  # type: ignore[arg-type]
                       label_selector="shard=1", watch_credentials=watch_credentials)
@@ -132,7 +132,7 @@ def test_reconciles_read_servers_from_the_watch_cache_once_it_has_listed() -> No
         return {"fetched": True}
 
     cache = ServerCache(fallback)
-    controller = ClientController(type("R", (), {"backoff_max": 1.0})(), None)  # type: ignore[arg-type]
+    controller = ClientController(type("R", (), {"backoff_max": 1.0})())  # type: ignore[arg-type]
     informers(None, controller, ServerChecker(None, cluster_resource_namespace="ops"),  # type: ignore[arg-type]
               namespaces=("a",), label_selector=None, watch_credentials=False, servers=cache)
     controller.executor.shutdown()
