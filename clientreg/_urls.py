@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from ._addresses import is_loopback_host
-from .errors import ConfigurationError, PolicyViolation, is_unprintable, redact
+from .errors import ConfigurationError, PolicyViolation, has_space_or_unprintable, redact
 
 __all__ = ["check_url", "show_url"]
 
@@ -30,7 +30,7 @@ def check_url(url: str, *, allow_insecure_loopback: bool = True) -> httpx.URL:
         raise ConfigurationError(f"'{shown}' is not a URL", rule="url")
     if len(url) > 8192:
         raise ConfigurationError(f"'{shown}' is {len(url)} characters long, more than the 8192 accepted", rule="url")
-    if any(c.isspace() or is_unprintable(c) for c in url):
+    if has_space_or_unprintable(url):
         raise ConfigurationError(f"'{shown}' contains whitespace, control or bidi characters", rule="url")
     try:
         parsed = httpx.URL(url)

@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any, Final
 
 from pydantic import SecretStr
 
-from .errors import ClientregError, ProtocolError, is_unprintable
+from .errors import ClientregError, ProtocolError, first_unprintable
 from .http import check_url
 
 __all__ = [
@@ -67,6 +68,8 @@ MAX_URI: Final = 2048
 #: Bytes of JSON: one metadata field (a JWKS of a dozen RSA-4096 keys is ~10 KB), and all of them.
 MAX_METADATA_FIELD: Final = 64 * 1024
 MAX_METADATA: Final = 256 * 1024
+#: What a Bearer token may hold to travel in a header: visible ASCII (RFC 6750 §2.1).
+_VISIBLE_ASCII: Final = re.compile(r"[\x21-\x7e]*")
 #: 9999-12-31T23:59:59Z, the last second Python's datetime can represent.
 MAX_TIMESTAMP: Final = 253_402_300_799
 
@@ -103,10 +106,8 @@ def _type_name(value: Any) -> str:
 
 
 def _first_unprintable(text: str) -> str | None:
-    for position, char in enumerate(text):
-        if is_unprintable(char):
-            return f"U+{ord(char):04X} at position {position}"
-    return None
+    position = first_unprintable(text)
+    return None if position is None else f"U+{ord(text[position]):04X} at position {position}"
 
 
 def client_id(value: Any) -> str:
@@ -137,11 +138,11 @@ def _credential(name: str, value: Any, *, limit: int, header_safe: bool, rule: s
         raise ProtocolError(f"{rule}: the {name} is {len(value)} characters long; clientreg accepts at most "
                             f"{limit}")
     if header_safe:
-        if not all("\x21" <= c <= "\x7e" for c in value):
+        if not _VISIBLE_ASCII.fullmatch(value):
             raise ProtocolError(f"{rule}: the {name} holds characters other than visible ASCII, so it cannot "
                                 "be sent as a Bearer token (RFC 6750 §2.1)")
     else:
-        position = next((i for i, c in enumerate(value) if is_unprintable(c)), None)
+        position = first_unprintable(value)
         if position is not None:
             # The position only: the character could be the one piece of the secret a reader learns.
             raise ProtocolError(f"{rule}: the {name} holds a control character at position {position}; "
@@ -179,9 +180,12 @@ def registration_client_uri(value: Any) -> str | None:
 
 def metadata(fields: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     """The client metadata fields of an answer, bounded as the module docstring says (order kept)."""
+    answer = dict(fields)
+    if len(json.dumps(answer, ensure_ascii=False, default=str).encode()) <= MAX_METADATA_FIELD:
+        return answer  # no field can be over the field bound, nor all of them over the total: one dump, not one each
     sizes: dict[str, int] = {}
     kept: dict[str, Any] = {}
-    for name, value in fields:
+    for name, value in answer.items():
         size = len(json.dumps({name: value}, ensure_ascii=False, default=str).encode())
         if size <= MAX_METADATA_FIELD:
             kept[name], sizes[name] = value, size

@@ -73,6 +73,8 @@ _WHY: dict[str, str] = {
 MAX_URI_LENGTH = 4096
 
 # Marks that reorder displayed text (Trojan Source, CVE-2021-42574): ALM, LRM, RLM, LRE…RLO, LRI…PDI.
+#: What _bad_character refuses among ASCII characters: C0 controls, space, DEL and the backslash.
+_ASCII_BAD = re.compile(r"[\x00-\x20\x7f\\]")
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # RFC 3986 §2: unreserved, reserved and '%' are the only characters a URI may contain.
 _URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
@@ -114,6 +116,8 @@ def check_uri_text(value: str) -> None:
     A CR/LF would split a header or a log line wherever the URL is written; bidi controls reorder what
     is displayed; a backslash is '/' to a WHATWG parser and a host character to ``urlsplit``.
     """
+    if value.isascii() and not _ASCII_BAD.search(value):
+        return  # the common case at C speed; the loop below finds and names the character otherwise
     for c in value:
         what = _bad_character(c)
         if what:
