@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 
@@ -65,6 +66,9 @@ async def operate(cfg: OperatorConfig, *, stop: asyncio.Event | None = None) -> 
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    # Everything imported so far lives as long as the process: out of the collector's way (gc.freeze), so a
+    # collection walks the objects of reconciles and watch events only, not the ~76 MiB of modules.
+    gc.freeze()
     metrics = Metrics()
     health = Health()
     documents = DocumentIndex(cfg.document_hosts)
