@@ -12,7 +12,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from clientreg_kube.cluster import KubeCluster
-from clientreg_kube.transport import KubeTransport
+from clientreg_kube.transport import KubeTransport, UnsupportedConfiguration
 
 from . import logs
 from .config import OperatorConfig
@@ -180,4 +180,8 @@ async def sweep_records(records: RecordStore, stop: asyncio.Event, interval: flo
 
 def run(cfg: OperatorConfig) -> int:
     logs.configure(cfg.log_format, cfg.log_level)
-    return asyncio.run(operate(cfg))
+    try:
+        return asyncio.run(operate(cfg))
+    except UnsupportedConfiguration as exc:  # a kubeconfig asking for what the transport does not do
+        log.error("cannot talk to the Kubernetes API server as configured: %s", exc)
+        return 2

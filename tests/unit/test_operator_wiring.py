@@ -4,6 +4,7 @@ credentials over a bounded pool, and AuthorizationServer status is written from 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from clientreg_operator.kubeapi import REQUEST_CONNECTIONS, AsyncKube
@@ -97,3 +98,24 @@ def test_a_waiting_server_is_looked_at_again_and_a_deleted_one_is_not() -> None:
         checker.close()
 
     asyncio.run(scenario())
+
+
+def test_a_kubeconfig_with_a_socks_proxy_stops_the_operator_with_exit_2_and_says_why(
+        tmp_path: Any, capsys: Any) -> None:
+    """The transport does CONNECT through an http:// proxy only: anything else is said at start, not as a
+    traceback at the first request."""
+    from clientreg_operator.config import OperatorConfig
+    from clientreg_operator.runner import run
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443', proxy-url: 'socks5://127.0.0.1:1080'}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:  # run() configures the root logger as the process's own: put back pytest's afterwards
+        assert run(OperatorConfig(namespaces=("a",), kubeconfig=str(kubeconfig), log_format="text")) == 2
+    finally:
+        root.handlers[:], root.level = handlers, level
+    assert "proxy-url socks5://... is not supported" in capsys.readouterr().err  # the operator's own log line
