@@ -19,13 +19,14 @@ repeat answers 409 (a Secret or a Lease, both handled as "exists") or posts an E
 
 from __future__ import annotations
 
+import base64
 import http.client
 import ipaddress
 import json
 import ssl
 import threading
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from kubernetes.client.exceptions import ApiException
 
@@ -138,7 +139,11 @@ class KubeTransport:
         if parsed.scheme != "http" or not parsed.hostname:
             raise UnsupportedConfiguration(f"proxy-url {parsed.scheme}://... is not supported: only an http:// "
                                            "proxy (CONNECT) is")
-        return parsed.hostname, parsed.port or 80, dict(configuration.proxy_headers or {})
+        headers = dict(configuration.proxy_headers or {})
+        if parsed.username is not None and not any(k.lower() == "proxy-authorization" for k in headers):
+            credentials = f"{unquote(parsed.username)}:{unquote(parsed.password or '')}".encode()
+            headers["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+        return parsed.hostname, parsed.port or 80, headers
 
     def _connect(self) -> Connection:
         return Connection.open(self._address, timeout=self.timeout, context=self._context,
@@ -173,6 +178,8 @@ class KubeTransport:
         lines = [f"{method} {target} HTTP/1.1".encode(), b"Host: " + self._authority, b"Accept: application/json"]
         token = authorization(self.configuration)
         if token:
+            if "\r" in token or "\n" in token:  # would end the header and start another
+                raise UnsupportedConfiguration("the credentials' token holds a line break")
             lines.append(b"Authorization: " + token.encode("latin-1"))
         payload = b""
         if body is not None:

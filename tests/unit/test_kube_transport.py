@@ -253,6 +253,33 @@ def test_an_http_proxy_is_asked_for_a_tunnel_with_its_headers(servers: list[Serv
     assert get == "GET /version HTTP/1.1" and get_headers["host"] == "127.0.0.1:6443"
 
 
+def test_proxy_credentials_in_the_proxy_url_are_sent_as_proxy_authorization(servers: list[Server]) -> None:
+    seen: list[dict[str, str]] = []
+
+    def proxy(reader: Any, sock: socket.socket) -> None:
+        connect = read_request(reader)
+        seen.append(connect[1] if connect else {})
+        sock.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+
+    server = Server(proxy)
+    servers.append(server)
+    conf = configuration("http://127.0.0.1:6443", proxy=f"http://ops%40corp:p%3Ass@127.0.0.1:{server.port}")
+    with pytest.raises(OSError, match="HTTP 407"):
+        KubeTransport(conf).request("GET", "/version")
+    assert seen[0]["proxy-authorization"] == "Basic b3BzQGNvcnA6cDpzcw=="  # base64 of ops@corp:p:ss
+
+
+def test_a_token_with_a_line_break_is_refused_before_it_is_sent(servers: list[Server]) -> None:
+    server = Server()
+    server.handlers = [server.answering(ok({}))]
+    servers.append(server)
+    conf = configuration(f"http://127.0.0.1:{server.port}")
+    conf.api_key = {"authorization": "Bearer t\r\nX-Injected: 1"}
+    with pytest.raises(UnsupportedConfiguration, match="line break"):
+        KubeTransport(conf).request("GET", "/version")
+    assert server.requests == []
+
+
 def test_a_proxy_that_refuses_the_tunnel_is_an_error_that_names_it(servers: list[Server]) -> None:
     proxy = Server()
     proxy.handlers = [proxy.answering(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")]
