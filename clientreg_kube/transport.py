@@ -132,12 +132,14 @@ class KubeTransport:
 
     @staticmethod
     def _proxy(configuration: Any) -> tuple[str, int, dict[str, str]] | None:
+        # The kubeconfig's proxy-url, or (kubernetes >= 34) HTTPS_PROXY / NO_PROXY read by the Configuration.
         proxy = configuration.proxy
         if not proxy or bypasses_proxy(str(configuration.host), getattr(configuration, "no_proxy", None) or ""):
             return None
         parsed = urlsplit(proxy)
         if parsed.scheme != "http" or not parsed.hostname:
-            raise UnsupportedConfiguration(f"proxy-url {parsed.scheme}://... is not supported: only an http:// "
+            raise UnsupportedConfiguration(f"the proxy {parsed.scheme}://... (the kubeconfig's proxy-url, or "
+                                           "HTTPS_PROXY from the environment) is not supported: only an http:// "
                                            "proxy (CONNECT) is")
         headers = dict(configuration.proxy_headers or {})
         if parsed.username is not None and not any(k.lower() == "proxy-authorization" for k in headers):

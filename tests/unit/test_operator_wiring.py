@@ -118,4 +118,4 @@ def test_a_kubeconfig_with_a_socks_proxy_stops_the_operator_with_exit_2_and_says
         assert run(OperatorConfig(namespaces=("a",), kubeconfig=str(kubeconfig), log_format="text")) == 2
     finally:
         root.handlers[:], root.level = handlers, level
-    assert "proxy-url socks5://... is not supported" in capsys.readouterr().err  # the operator's own log line
+    assert "the proxy socks5://... (the kubeconfig's proxy-url" in capsys.readouterr().err  # its own log line
