@@ -90,12 +90,11 @@ class KubeCluster:
     """
 
     def __init__(self, transport: Transport) -> None:
-        self.transport = transport
-        self.request_json = transport.request
+        self._request = transport.request
 
     def _get(self, path: str) -> Body | None:
         try:
-            return self.request_json("GET", path)
+            return self._request("GET", path)
         except ApiException as exc:
             _none_on_404(exc)
             return None
@@ -126,7 +125,7 @@ class KubeCluster:
 
     def _pages(self, path: str, query: dict[str, str]) -> Iterator[Body]:
         while True:
-            found = self.request_json("GET", path, query=query)
+            found = self._request("GET", path, query=query)
             yield from found.get("items") or []
             token = (found.get("metadata") or {}).get("continue")
             if not token:
@@ -137,7 +136,7 @@ class KubeCluster:
         path = _secrets(namespace)
         path_segment(body["metadata"]["name"])  # the name the API server will use: refused here as in a path
         try:
-            return self.request_json("POST", path, body=_with_kind(body, "Secret"))
+            return self._request("POST", path, body=_with_kind(body, "Secret"))
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(f"Secret {namespace}/{body['metadata']['name']} already exists") from None
@@ -145,7 +144,7 @@ class KubeCluster:
 
     def replace_secret(self, namespace: str, name: str, body: Body) -> Body:
         try:
-            return self.request_json("PUT", _secrets(namespace, name),
+            return self._request("PUT", _secrets(namespace, name),
                                      body=_with_kind(body, "Secret"))
         except ApiException as exc:
             if exc.status == 409:
@@ -154,7 +153,7 @@ class KubeCluster:
 
     def patch_secret(self, namespace: str, name: str, patch: Body) -> Body | None:
         try:
-            return self.request_json("PATCH", _secrets(namespace, name), body=patch,
+            return self._request("PATCH", _secrets(namespace, name), body=patch,
                               content_type=MERGE_PATCH)
         except ApiException as exc:
             _none_on_404(exc)
@@ -162,14 +161,14 @@ class KubeCluster:
 
     def delete_secret(self, namespace: str, name: str) -> None:
         try:
-            self.request_json("DELETE", _secrets(namespace, name))
+            self._request("DELETE", _secrets(namespace, name))
         except ApiException as exc:
             _none_on_404(exc)
 
     def patch_client(self, namespace: str, name: str, patch: Body) -> Body | None:
         """A JSON merge patch of the OAuthClient itself (its finalizers); the object after it, None when gone."""
         try:
-            return self.request_json("PATCH", _custom(namespace, OAUTHCLIENTS, name), body=patch,
+            return self._request("PATCH", _custom(namespace, OAUTHCLIENTS, name), body=patch,
                                      content_type=MERGE_PATCH)
         except ApiException as exc:
             _none_on_404(exc)
@@ -178,7 +177,7 @@ class KubeCluster:
     def patch_client_status(self, namespace: str, name: str, patch: Body) -> str | None:
         """The object's resourceVersion after the patch (None when it was deleted meanwhile)."""
         try:
-            patched = self.request_json("PATCH", _custom(namespace, OAUTHCLIENTS, name, "status"),
+            patched = self._request("PATCH", _custom(namespace, OAUTHCLIENTS, name, "status"),
                                         body={"status": patch}, content_type=MERGE_PATCH)
         except ApiException as exc:
             _none_on_404(exc)  # deleted meanwhile: nothing to report on
@@ -188,7 +187,7 @@ class KubeCluster:
     def patch_server_status(self, kind: str, namespace: str | None, name: str, patch: Body) -> None:
         path = f"{_server(kind, namespace, name)}/status"
         try:
-            self.request_json("PATCH", path, body={"status": patch}, content_type=MERGE_PATCH)
+            self._request("PATCH", path, body={"status": patch}, content_type=MERGE_PATCH)
         except ApiException as exc:
             _none_on_404(exc)
 
@@ -209,18 +208,18 @@ class KubeCluster:
             "reportingInstance": EVENT_COMPONENT,
         }
         try:
-            self.request_json("POST", path, body=event)
+            self._request("POST", path, body=event)
         except ApiException as exc:
             # An event is a courtesy: never let it fail a reconcile.
             log.warning("could not post event %s on %s/%s: HTTP %s", reason, namespace, meta.get("name"), exc.status)
 
     def list_deployments(self, namespace: str) -> list[Body]:
         path = f"/apis/apps/v1/namespaces/{_ns(namespace)}/deployments"
-        return list(self.request_json("GET", path).get("items") or [])
+        return list(self._request("GET", path).get("items") or [])
 
     def patch_deployment(self, namespace: str, name: str, patch: Body) -> None:
         path = f"/apis/apps/v1/namespaces/{_ns(namespace)}/deployments/{path_segment(name)}"
-        self.request_json("PATCH", path, body=patch, content_type=MERGE_PATCH)
+        self._request("PATCH", path, body=patch, content_type=MERGE_PATCH)
 
 
 # Every path is built here, each segment that came from a document through path_segment: a name such as

@@ -111,7 +111,8 @@ def _headers(reader: io.BufferedReader) -> dict[bytes, bytes]:
             raise http.client.IncompleteRead(b"", None)
         name, colon, value = line.partition(b":")
         if not colon:
-            raise http.client.HTTPException(f"malformed header line {line[:80]!r}")
+            # Not quoted: a header line may carry a cookie or a token a proxy added.
+            raise http.client.HTTPException(f"a header line without ':' ({len(line)} bytes)")
         key, value = name.strip().lower(), value.strip()
         fields[key] = fields[key] + b", " + value if key in fields else value
     raise http.client.HTTPException(f"got more than {MAX_HEADERS} headers")

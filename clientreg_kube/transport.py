@@ -117,7 +117,6 @@ class KubeTransport:
         server = urlsplit(str(configuration.host))
         if server.scheme not in ("http", "https") or not server.hostname:
             raise UnsupportedConfiguration(f"the API server address {configuration.host!r} is not an http(s) URL")
-        self.host = str(configuration.host)
         https = server.scheme == "https"
         self._address = (server.hostname, server.port or (443 if https else 80))
         self._authority = server.netloc.rpartition("@")[2].encode("idna")

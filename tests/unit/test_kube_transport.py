@@ -373,3 +373,12 @@ def test_tls_refuses_a_server_the_ca_did_not_sign(servers: list[Server], tls: di
     with pytest.raises(ssl.SSLCertVerificationError) as raised:
         KubeTransport(conf).request("GET", "/version")
     assert unavailable(raised.value)  # an OSError: the reconciler's "API server away" path, not a crash
+
+
+def test_a_malformed_header_line_is_not_quoted_in_the_error(servers: list[Server]) -> None:
+    server = Server()
+    server.handlers = [server.answering(b"HTTP/1.1 200 OK\r\nBearer sekrit-token-value\r\n\r\n")]
+    servers.append(server)
+    with pytest.raises(http.client.HTTPException) as raised:
+        KubeTransport(configuration(f"http://127.0.0.1:{server.port}")).request("GET", "/x")
+    assert "sekrit" not in str(raised.value) and "without ':'" in str(raised.value)
